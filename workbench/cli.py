@@ -1,0 +1,209 @@
+"""The ``workbench`` command.
+
+Every subcommand has ``--help``. Errors a user can cause print one line, ``error: ...``,
+naming the problem and the fix, and exit non-zero without a traceback. Heavy imports
+happen inside commands so ``workbench --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+
+from workbench import __version__
+from workbench.errors import WorkbenchError
+
+home_option = click.option(
+    "--home",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder holding tenants/ (default: $WORKBENCH_HOME or the project's data/).",
+)
+tenant_option = click.option(
+    "--tenant",
+    "tenant_name",
+    envvar="WORKBENCH_TENANT",
+    default="demo",
+    show_default=True,
+    help="Tenant name (a folder under <home>/tenants) or a path to a tenant folder.",
+)
+
+
+def friendly_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn WorkbenchError into a one-line message and its exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except WorkbenchError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("interrupted: nothing was left half-written", err=True)
+            sys.exit(130)
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="workbench")
+def main() -> None:
+    """Threat investigation and response workbench for email- and file-borne attacks."""
+
+
+# --------------------------------------------------------------------------- demo
+
+
+@main.group(invoke_without_command=True)
+@home_option
+@tenant_option
+@click.option("--port", type=int, default=8866, show_default=True, help="Port for Voila.")
+@click.option("--no-serve", is_flag=True, help="Prepare the tenant, then stop (no Voila).")
+@click.pass_context
+@friendly_errors
+def demo(ctx: click.Context, home: Path | None, tenant_name: str, port: int, no_serve: bool) -> None:
+    """Run the main job on the demo tenant: generate it if absent, process it, serve the apps."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from workbench import tenant as tenants
+    from workbench.ingest.demo import DEFAULT_DAYS, DEFAULT_SEED, DEFAULT_USERS, generate
+    from workbench.pipeline import run_pipeline
+
+    if tenant_name not in tenants.list_tenants(home):
+        click.echo(f"generating demo tenant {tenant_name!r} (first run only)")
+        generate(
+            tenant_name,
+            users=DEFAULT_USERS,
+            days=DEFAULT_DAYS,
+            seed=DEFAULT_SEED,
+            base=home,
+            progress=True,
+        )
+    tenant = tenants.open_tenant(tenant_name, base=home)
+    run_pipeline(tenant, progress=True)
+    if no_serve:
+        click.echo(f"tenant ready at {tenant.root}")
+        return
+    from workbench.serve import serve
+
+    serve(tenant, port=port)
+
+
+@demo.command("generate")
+@home_option
+@tenant_option
+@click.option("--users", type=int, default=300, show_default=True, help="Mailboxes in the organisation.")
+@click.option("--days", type=int, default=30, show_default=True, help="Days of telemetry.")
+@click.option("--seed", type=int, default=7, show_default=True, help="Random seed: same seed, same tenant.")
+@click.option(
+    "--end",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    default=None,
+    help="Last day of the window (default: today, UTC). Fix it for reproducible tenants.",
+)
+@click.option("--force", is_flag=True, help="Replace the tenant if it exists.")
+@click.option("--no-raw", is_flag=True, help="Skip raw RFC 5322 messages (telemetry only; faster).")
+@friendly_errors
+def demo_generate(
+    home: Path | None,
+    tenant_name: str,
+    users: int,
+    days: int,
+    seed: int,
+    end: Any,
+    force: bool,
+    no_raw: bool,
+) -> None:
+    """Generate a realistic demo tenant with planted attack stories (ground truth in scenarios.json)."""
+    from workbench.ingest.demo import generate
+
+    summary = generate(
+        tenant_name,
+        users=users,
+        days=days,
+        seed=seed,
+        end=end.date() if end else None,
+        base=home,
+        force=force,
+        raw=not no_raw,
+        progress=True,
+    )
+    click.echo(summary.render())
+
+
+# --------------------------------------------------------------------------- serve
+
+
+@main.command()
+@home_option
+@tenant_option
+@click.option("--port", type=int, default=8866, show_default=True, help="Port for Voila.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@friendly_errors
+def serve(home: Path | None, tenant_name: str, port: int, host: str) -> None:
+    """Serve the workbench apps with Voila (offline, tracebacks hidden, idle kernels culled)."""
+    from workbench import tenant as tenants
+    from workbench.serve import serve as run
+
+    run(tenants.open_tenant(tenant_name, base=home), port=port, host=host)
+
+
+# --------------------------------------------------------------------------- lake
+
+
+@main.group()
+def lake() -> None:
+    """Inspect and maintain a tenant's parquet lake."""
+
+
+def _lake(home: Path | None, tenant_name: str) -> Any:
+    from workbench import tenant as tenants
+    from workbench.lake import Lake
+
+    return Lake.for_tenant(tenants.open_tenant(tenant_name, base=home))
+
+
+@lake.command("info")
+@home_option
+@tenant_option
+@friendly_errors
+def lake_info(home: Path | None, tenant_name: str) -> None:
+    """Tables, partitions, files, rows, bytes and date range."""
+    import polars as pl
+
+    with pl.Config(tbl_rows=100, tbl_hide_dataframe_shape=True, tbl_width_chars=160):
+        click.echo(_lake(home, tenant_name).info())
+
+
+@lake.command("compact")
+@home_option
+@tenant_option
+@click.option("--table", "table_name", default=None, help="Only this table (default: all).")
+@friendly_errors
+def lake_compact(home: Path | None, tenant_name: str, table_name: str | None) -> None:
+    """Merge each day's small files into one file (atomic)."""
+    result = _lake(home, tenant_name).compact(table_name)
+    click.echo(result.render())
+
+
+@lake.command("retention")
+@home_option
+@tenant_option
+@click.option("--days", type=int, required=True, help="Keep this many days; older partitions are deleted.")
+@click.option("--table", "table_name", default=None, help="Only this table (default: all).")
+@click.option("--dry-run", is_flag=True, help="List what would be deleted; delete nothing.")
+@friendly_errors
+def lake_retention(
+    home: Path | None, tenant_name: str, days: int, table_name: str | None, dry_run: bool
+) -> None:
+    """Delete day partitions older than --days (whole days, by partition date)."""
+    result = _lake(home, tenant_name).retention(days, table_name, dry_run=dry_run)
+    click.echo(result.render())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

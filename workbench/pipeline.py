@@ -1,0 +1,32 @@
+"""The processing stages `workbench demo` runs on a tenant after it exists.
+
+Later capabilities (detection, alert policies, automated investigation) register a stage
+here; each stage is idempotent, so running the pipeline twice changes nothing the second time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from workbench.tenant import Tenant
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    run: Callable[[Tenant], str]  # returns a one-line summary
+
+
+STAGES: list[Stage] = []
+
+
+def run_pipeline(tenant: Tenant, *, progress: bool = False) -> list[str]:
+    """Run every registered stage in order; return their one-line summaries."""
+    summaries = []
+    for stage in STAGES:
+        summary = stage.run(tenant)
+        if progress:
+            print(f"{stage.name}: {summary}", flush=True)
+        summaries.append(summary)
+    return summaries
