@@ -1,0 +1,1 @@
+"""Getting data in: message parsing, Defender/O365 exports, and the demo tenant generator."""

@@ -1,0 +1,241 @@
+"""The demo tenant: a realistic organisation with a month of mail and planted attacks.
+
+``generate("demo", users=300, days=30, seed=7)`` builds ``<home>/tenants/demo/`` with the
+lake (every canonical table), the mail store (raw RFC 5322 messages and a folder per
+recipient copy) and ``scenarios.json`` (ground truth: the ids of every row that belongs to
+each planted story). The same seed, user count, day count and end date give identical rows
+and identical raw messages. Generation streams day by day, so memory stays flat as the
+tenant grows; it writes into a staging folder that becomes the tenant only when complete.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+from tqdm.auto import tqdm
+
+from workbench import __version__, schema, tenant as tenants
+from workbench.enums import (
+    ActionResult,
+    ActionTrigger,
+    DeliveryAction,
+    DeliveryLocation,
+    LatestDeliveryAction,
+    PostDeliveryAction,
+    PostDeliveryActionType,
+)
+from workbench.errors import InputError
+from workbench.ingest.demo import activity, lures, org as orgs, stories
+from workbench.ingest.demo.content import background_templates
+from workbench.ingest.demo.emit import Catalog, emit, spec_frame
+from workbench.ingest.demo.traffic import WORK_HOURS, Traffic
+from workbench.lake import Lake
+from workbench.mail.embedded import EmbeddedMailStore
+
+DEFAULT_USERS, DEFAULT_DAYS, DEFAULT_SEED = 300, 30, 7
+MAX_USERS, MAX_DAYS = 1_000_000, 3650
+_ESTABLISHED = ["internal", "partner", "saas", "newsletter", "outbound"]
+
+
+@dataclass(frozen=True)
+class GenerationSummary:
+    tenant: str
+    root: Path
+    organisation: str
+    users: int
+    days: int
+    seed: int
+    start: datetime
+    end: datetime
+    rows: dict[str, int]
+    stories: list[str]
+    raw_messages: int
+    seconds: float
+    extra: dict = field(default_factory=dict)
+
+    def render(self) -> str:
+        width = max(len(t) for t in self.rows)
+        lines = [
+            f"tenant {self.tenant!r} ({self.organisation}, {self.users} users, {self.days} days, seed {self.seed}) "
+            f"at {self.root}",
+            f"window {self.start:%Y-%m-%d} .. {self.end - timedelta(days=1):%Y-%m-%d}, generated in {self.seconds:.1f} s",
+            "",
+            f"{'table':<{width}}  rows",
+        ]
+        lines += [f"{name:<{width}}  {count:>10,}" for name, count in self.rows.items()]
+        lines += ["", f"raw messages in the mail store: {self.raw_messages:,}", f"stories planted ({len(self.stories)}): "
+                  + ", ".join(self.stories), "ground truth: scenarios.json"]
+        return "\n".join(lines)
+
+
+def _check(users: int, days: int) -> None:
+    if not 1 <= users <= MAX_USERS:
+        raise InputError(f"--users must be between 1 and {MAX_USERS:,} (got {users}); try --users 300")
+    if not 1 <= days <= MAX_DAYS:
+        raise InputError(f"--days must be between 1 and {MAX_DAYS} (got {days}); try --days 30")
+
+
+def _uuid_maker(rng: np.random.Generator):
+    def uuids(n: int) -> list[str]:
+        raw = np.frombuffer(rng.bytes(16 * n), dtype=np.uint8).reshape(n, 16).copy()
+        raw[:, 6] = (raw[:, 6] & 0x0F) | 0x40
+        raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80
+        h = raw.tobytes().hex()
+        return [f"{h[i:i + 8]}-{h[i + 8:i + 12]}-{h[i + 12:i + 16]}-{h[i + 16:i + 20]}-{h[i + 20:i + 32]}"
+                for i in range(0, 32 * n, 32)]
+
+    return uuids
+
+
+def _zap_commodity_phish(rng, specs: pl.DataFrame, prefix: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Half of the generic phish that got through is removed after delivery (Phish ZAP)."""
+    hit = (pl.col("_category") == "phish") & (pl.col("DeliveryAction") == DeliveryAction.DELIVERED.value)
+    mask = specs.select(hit).to_series().to_numpy() & (rng.random(len(specs)) < 0.5)
+    delay = (rng.integers(60, 360, len(specs)) * 60_000_000).astype(np.int64)
+    methods = '{"Phish":["URL detonation reputation"]}'
+    zapped = pl.Series(mask)
+    specs = specs.with_columns(
+        LatestDeliveryLocation=pl.when(zapped).then(pl.lit(DeliveryLocation.QUARANTINE.value)).otherwise("LatestDeliveryLocation"),
+        LatestDeliveryAction=pl.when(zapped).then(pl.lit(LatestDeliveryAction.MOVED_TO_QUARANTINE.value)).otherwise("LatestDeliveryAction"),
+    )
+    post = specs.filter(zapped).select(
+        (pl.col("Timestamp") + pl.Series(delay[mask]).cast(pl.Duration("us"))).alias("Timestamp"),
+        "NetworkMessageId", "InternetMessageId",
+        pl.lit(PostDeliveryAction.MOVE_TO_QUARANTINE.value).alias("Action"),
+        pl.lit(PostDeliveryActionType.PHISH_ZAP.value).alias("ActionType"),
+        pl.lit(ActionTrigger.SPECIAL_ACTION.value).alias("ActionTrigger"),
+        pl.lit(ActionResult.SUCCESS.value).alias("ActionResult"),
+        "RecipientEmailAddress", "SenderFromAddress", "EmailDirection",
+        pl.lit(DeliveryLocation.QUARANTINE.value).alias("DeliveryLocation"),
+        pl.lit("Phish").alias("ThreatTypes"), pl.lit(methods).alias("DetectionMethods"),
+        (pl.lit(prefix) + pl.int_range(pl.len()).cast(pl.String).str.zfill(7)).alias("ReportId"),
+    )
+    return specs, schema.EmailPostDeliveryEvents.conform(post)
+
+
+class _FirstContact:
+    """Which (sender, recipient) pairs were seen before, for IsFirstContact."""
+
+    def __init__(self) -> None:
+        self.seen = np.empty(0, dtype=np.uint64)
+
+    def mark(self, specs: pl.DataFrame) -> pl.DataFrame:
+        pairs = specs.select(pl.concat_str("SenderFromAddress", "RecipientEmailAddress").hash(seed=0)).to_series().to_numpy()
+        first = ~np.isin(pairs, self.seen)
+        self.seen = np.union1d(self.seen, pairs)
+        established = specs["_category"].is_in(_ESTABLISHED).to_numpy()
+        return specs.with_columns(IsFirstContact=pl.Series(first & ~established))
+
+
+def generate(
+    name: str = tenants.DEFAULT_TENANT,
+    *,
+    users: int = DEFAULT_USERS,
+    days: int = DEFAULT_DAYS,
+    seed: int = DEFAULT_SEED,
+    end: date | None = None,
+    base: Path | None = None,
+    force: bool = False,
+    raw: bool = True,
+    progress: bool = False,
+) -> GenerationSummary:
+    """Generate a demo tenant; see the module docstring. Returns a printable summary."""
+    _check(users, days)
+    started = time.perf_counter()
+    last_day = end or datetime.now(timezone.utc).date()
+    window_end = datetime(last_day.year, last_day.month, last_day.day, tzinfo=timezone.utc) + timedelta(days=1)
+    window_start = window_end - timedelta(days=days)
+    streams = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(4)]
+    org_rng, content_rng, story_rng, noise_rng = streams
+
+    with tenants.staging(name, force=force, base=base) as t:
+        org = orgs.build(org_rng, users)
+        stem = org.primary_domain.split(".")[0]
+        catalog = Catalog()
+        background = background_templates(content_rng, stem, last_day.year)
+        for pool in background.values():
+            for tpl in pool:
+                catalog.add(tpl)
+        noise, noise_senders = lures.commodity(noise_rng, catalog.next_id(), org.name)
+        for pool in noise.values():
+            for tpl in pool:
+                catalog.add(tpl)
+        planter = stories.Planter(org, story_rng, catalog, window_start, window_end)
+        truth = stories.plant(planter)
+        story_specs = spec_frame(planter.specs).with_columns(_category=pl.lit("story"))
+        story_rows = {table: activity.frame(schema.table(table), rows) for table, rows in planter.rows.items()}
+
+        lake = Lake(t.lake_dir)
+        store = EmbeddedMailStore(t.mail_dir / "store.sqlite", bulk=True) if raw else None
+        if store:
+            for tpl in catalog.templates.values():
+                store.put_body(tpl.body)
+        counts: dict[str, int] = {name: 0 for name in schema.TABLES}
+
+        def write(table: str, frame: pl.DataFrame) -> None:
+            if len(frame):
+                counts[table] += lake.append(table, frame).rows_written
+
+        write("IdentityInfo", activity.identity_info(org, window_start))
+        traffic = Traffic(org, background, noise, noise_senders)
+        first_contact = _FirstContact()
+        users_by_upn = {u.upn.lower(): u for u in org.users}
+        raw_messages = 0
+        day_list = [window_start.date() + timedelta(days=i) for i in range(days)]
+        bar = tqdm(day_list, desc=f"generating {name}", unit="day", disable=not progress, leave=False)
+        for i, day in enumerate(bar):
+            rng = np.random.default_rng(np.random.SeedSequence([seed, i, 1]))
+            tag = f"{day:%Y%m%d}"
+            specs = traffic.finish(traffic.day(rng, day, _uuid_maker(rng)), window_start, window_end, f"{tag}E")
+            specs = first_contact.mark(specs)
+            specs, post = _zap_commodity_phish(rng, specs, f"{tag}P")
+            todays = story_specs.filter(pl.col("Timestamp").dt.date() == day)
+            specs = pl.concat([specs, todays], how="vertical").sort("Timestamp", "NetworkMessageId", "RecipientEmailAddress")
+            out = emit(specs.drop("_category"), catalog, org_domains=org.domains, edge_ip=org.edge_ip, mx_host=org.mx_host)
+            for table, frame in out.tables.items():
+                write(table, frame)
+            write("EmailPostDeliveryEvents", post)
+            write("UrlClickEvents", activity.day_clicks(rng, out.tables["EmailEvents"], out.tables["EmailUrlInfo"], users_by_upn, f"{tag}K"))
+            write("AADSignInEventsBeta", activity.day_signins(rng, org, day, _uuid_maker(rng), WORK_HOURS, f"{tag}S"))
+            write("CloudAppEvents", activity.day_cloud_events(rng, org, day, WORK_HOURS, f"{tag}C"))
+            write("DeviceInfo", activity.device_info(org, day))
+            for table, frame in story_rows.items():
+                write(table, frame.filter(pl.col(schema.table(table).time_column).dt.date() == day))
+            if store:
+                store.put_messages(
+                    (nmid, received, headers.encode(), body)
+                    for nmid, received, headers, body in out.raw_headers.iter_rows()
+                )
+                store.place(out.placements.iter_rows())
+                raw_messages += len(out.raw_headers)
+            bar.set_postfix(emails=f"{counts['EmailEvents']:,}")
+        bar.close()
+        if store:
+            store.close()
+
+        window = {"start": window_start.isoformat(), "end": window_end.isoformat()}
+        t.scenarios_path.write_text(json.dumps({"tenant": name, "seed": seed, "window": window, "stories": truth},
+                                               indent=2, default=str) + "\n")
+        summary = GenerationSummary(
+            tenant=name, root=tenants.tenants_dir(base) / name, organisation=org.name, users=users, days=days, seed=seed,
+            start=window_start, end=window_end, rows=counts, stories=[s["id"] for s in truth], raw_messages=raw_messages,
+            seconds=time.perf_counter() - started,
+        )
+        tenants.write_manifest(t, {
+            "name": name, "kind": "demo", "workbench_version": __version__,
+            "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "parameters": {"users": users, "days": days, "seed": seed, "end": last_day.isoformat(), "raw": raw},
+            "window": window,
+            "organisation": {"name": org.name, "domains": list(org.domains), "tenant_id": org.tenant_id},
+            "rows": counts, "raw_messages": raw_messages, "stories": summary.stories,
+        })
+    return summary
+
+
+__all__ = ["generate", "GenerationSummary", "DEFAULT_USERS", "DEFAULT_DAYS", "DEFAULT_SEED"]
