@@ -30,6 +30,8 @@ import zlib
 from collections.abc import Iterable
 from pathlib import Path
 
+import polars as pl
+
 from workbench.enums import Folder
 from workbench.errors import NotFound
 
@@ -53,8 +55,8 @@ CREATE TABLE IF NOT EXISTS mailbox (
     folder TEXT NOT NULL,
     PRIMARY KEY (network_message_id, mailbox)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS mailbox_by_owner ON mailbox (mailbox, folder);
 """
+_INDEXES = "CREATE INDEX IF NOT EXISTS mailbox_by_owner ON mailbox (mailbox, folder);"
 
 
 def body_id(body: bytes) -> str:
@@ -73,8 +75,13 @@ class EmbeddedMailStore:
         self._db = sqlite3.connect(self.path, timeout=30)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(f"PRAGMA synchronous={'OFF' if bulk else 'NORMAL'}")
+        if bulk:  # keep the B-tree pages of large stores in memory while filling them
+            self._db.execute("PRAGMA cache_size=-524288")
         self._db.execute(f"PRAGMA foreign_keys={'OFF' if bulk else 'ON'}")
         self._db.executescript(_SCHEMA)
+        self._bulk = bulk
+        if not bulk:  # a bulk load builds its index once, at close
+            self._db.executescript(_INDEXES)
         self._db.execute("INSERT OR IGNORE INTO meta VALUES ('format', '1')")
         self._db.commit()
 
@@ -83,6 +90,8 @@ class EmbeddedMailStore:
         return cls(tenant.mail_dir / "store.sqlite")  # type: ignore[attr-defined]
 
     def close(self) -> None:
+        if self._bulk:
+            self._db.executescript(_INDEXES)
         self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         self._db.close()
 
@@ -114,46 +123,61 @@ class EmbeddedMailStore:
         return found
 
     def put_messages(self, rows: Iterable[tuple[str, str, bytes, str]]) -> None:
-        """Add (network_message_id, received ISO time, header block, body_id) rows; known ids are skipped."""
-        batch: list[tuple[str, str, bytes, str]] = []
-        with self._db:
-            for row in rows:
-                batch.append(row)
-                if len(batch) == PACK_SIZE:
-                    self._write_pack(batch)
-                    batch = []
-            if batch:
-                self._write_pack(batch)
-
-    def _write_pack(self, batch: list[tuple[str, str, bytes, str]]) -> None:
-        known = {
-            r[0]
-            for r in self._db.execute(
-                f"SELECT network_message_id FROM messages WHERE network_message_id IN ({','.join('?' * len(batch))})",
-                [b[0] for b in batch],
+        """Add (network_message_id, received ISO time, header block, body_id) rows."""
+        rows = list(rows)
+        self.put_message_frame(
+            pl.DataFrame(
+                {
+                    "NetworkMessageId": [r[0] for r in rows],
+                    "Received": [r[1] for r in rows],
+                    "Headers": [r[2].decode("utf-8", "surrogateescape") for r in rows],
+                    "BodyId": [r[3] for r in rows],
+                },
+                schema={"NetworkMessageId": pl.String, "Received": pl.String, "Headers": pl.String, "BodyId": pl.String},
             )
-        }
-        batch = [b for b in batch if b[0] not in known]
-        if not batch:
-            return
-        rowid = self._body_rowids({b[3] for b in batch})
-        data, index, offset = [], [], 0
-        for nmid, received, headers, bid in batch:
-            data.append(headers)
-            index.append((nmid, received, offset, len(headers), rowid[bid]))
-            offset += len(headers)
-        pack_id = self._db.execute("INSERT INTO packs (data) VALUES (?)", (zlib.compress(b"".join(data), 6),)).lastrowid
-        self._db.executemany(
-            "INSERT INTO messages VALUES (?, ?, ?, ?, ?, ?)",
-            ((nmid, received, pack_id, start, length, bid) for nmid, received, start, length, bid in index),
         )
 
-    def place(self, rows: Iterable[tuple[str, str, Folder | str]]) -> None:
+    def put_message_frame(self, frame: pl.DataFrame) -> int:
+        """Add messages from a frame (NetworkMessageId, Received, Headers, BodyId); return how many were new.
+
+        Header blocks are packed :data:`PACK_SIZE` at a time. An id already in the store keeps
+        its first copy.
+        """
+        if frame.is_empty():
+            return 0
+        rowid = self._body_rowids(set(frame["BodyId"].unique().to_list()))
+        frame = frame.with_columns(
+            _pack=pl.int_range(pl.len()) // PACK_SIZE,
+            _length=pl.col("Headers").str.len_bytes().cast(pl.Int64),
+            _body=pl.col("BodyId").replace_strict(rowid, return_dtype=pl.Int64),
+        ).with_columns(_start=pl.col("_length").cum_sum().over("_pack") - pl.col("_length"))
+        packs = frame.group_by("_pack", maintain_order=True).agg(pl.col("Headers").str.join(""))
+        before = self._db.total_changes
+        with self._db:
+            pack_ids = {
+                pack: self._db.execute(
+                    "INSERT INTO packs (data) VALUES (?)", (zlib.compress(text.encode("utf-8", "surrogateescape"), 1),)
+                ).lastrowid
+                for pack, text in packs.iter_rows()
+            }
+            rows = frame.select(
+                "NetworkMessageId", "Received", pl.col("_pack").replace_strict(pack_ids, return_dtype=pl.Int64),
+                "_start", "_length", "_body",
+            ).sort("NetworkMessageId")
+            self._db.executemany("INSERT OR IGNORE INTO messages VALUES (?, ?, ?, ?, ?, ?)", rows.iter_rows())
+        return self._db.total_changes - before - len(pack_ids)
+
+    def place(self, rows: Iterable[tuple[str, str, Folder | str]] | pl.DataFrame) -> None:
         """Put recipient copies (network_message_id, mailbox, folder) in their folder."""
+        if isinstance(rows, pl.DataFrame):
+            rows = rows.select(
+                rows.columns[0], pl.col(rows.columns[1]).str.to_lowercase(), rows.columns[2]
+            ).sort(rows.columns[:2]).iter_rows()
+        else:
+            rows = sorted((nmid, mailbox.lower(), Folder(folder).value) for nmid, mailbox, folder in rows)
         with self._db:
             self._db.executemany(
-                "INSERT INTO mailbox VALUES (?, ?, ?) ON CONFLICT DO UPDATE SET folder=excluded.folder",
-                ((nmid, mailbox.lower(), Folder(folder).value) for nmid, mailbox, folder in rows),
+                "INSERT INTO mailbox VALUES (?, ?, ?) ON CONFLICT DO UPDATE SET folder=excluded.folder", rows
             )
 
     # ------------------------------------------------------------------ reading

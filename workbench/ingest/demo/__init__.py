@@ -39,7 +39,7 @@ from workbench.lake import Lake
 from workbench.mail.embedded import EmbeddedMailStore
 
 DEFAULT_USERS, DEFAULT_DAYS, DEFAULT_SEED = 300, 30, 7
-MAX_USERS, MAX_DAYS = 1_000_000, 3650
+MIN_USERS, MAX_USERS, MAX_DAYS = 5, 1_000_000, 3650
 _ESTABLISHED = ["internal", "partner", "saas", "newsletter", "outbound"]
 
 
@@ -75,8 +75,11 @@ class GenerationSummary:
 
 
 def _check(users: int, days: int) -> None:
-    if not 1 <= users <= MAX_USERS:
-        raise InputError(f"--users must be between 1 and {MAX_USERS:,} (got {users}); try --users 300")
+    if not MIN_USERS <= users <= MAX_USERS:
+        raise InputError(
+            f"--users must be between {MIN_USERS} and {MAX_USERS:,} (got {users}; the planted stories need "
+            f"{MIN_USERS} mailboxes); try --users 300"
+        )
     if not 1 <= days <= MAX_DAYS:
         raise InputError(f"--days must be between 1 and {MAX_DAYS} (got {days}); try --days 30")
 
@@ -208,11 +211,8 @@ def generate(
             for table, frame in story_rows.items():
                 write(table, frame.filter(pl.col(schema.table(table).time_column).dt.date() == day))
             if store:
-                store.put_messages(
-                    (nmid, received, headers.encode(), body)
-                    for nmid, received, headers, body in out.raw_headers.iter_rows()
-                )
-                store.place(out.placements.iter_rows())
+                store.put_message_frame(out.raw_headers)
+                store.place(out.placements)
                 raw_messages += len(out.raw_headers)
             bar.set_postfix(emails=f"{counts['EmailEvents']:,}")
         bar.close()

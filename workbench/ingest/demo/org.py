@@ -146,6 +146,9 @@ def build(rng: np.random.Generator, n_users: int) -> Organisation:
     # Hierarchy: CEO; other executives report to the CEO; per department a head (reports to
     # an executive), managers (report to the head), staff (report to a manager).
     ceo_upn = f"{people[0]['local']}@{domains[0]}"
+    dept_sizes: dict[str, int] = {}
+    for p in people:
+        dept_sizes[p["dept"]] = dept_sizes.get(p["dept"], 0) + 1
     exec_titles = iter(vocab.EXECUTIVE_TITLES)
     users: list[User] = []
     heads: dict[str, str] = {}
@@ -166,7 +169,7 @@ def build(rng: np.random.Generator, n_users: int) -> Organisation:
             manager = exec_upns[int(rng.integers(len(exec_upns)))] if exec_upns else ceo_upn
             is_exec = False
             tags.append("Priority account")
-        elif len(managers.setdefault(dept, [])) < 1 + sum(1 for q in people if q["dept"] == dept) // 8:
+        elif len(managers.setdefault(dept, [])) < 1 + dept_sizes[dept] // 8:
             managers[dept].append(upn)
             title = f"{dept} Manager"
             manager, is_exec = heads[dept], False

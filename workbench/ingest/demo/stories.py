@@ -148,6 +148,8 @@ class Planter:
 
     def sample_users(self, count: int, *, exclude: set[str] = frozenset(), departments: tuple[str, ...] = ()) -> list[User]:
         pool = [u for u in self.org.users if u.upn not in exclude and (not departments or u.department in departments)]
+        if not pool:  # a small organisation may lack the department, or have no one else
+            pool = [u for u in self.org.users if u.upn not in exclude] or list(self.org.users)
         count = max(1, min(count, len(pool)))
         return [pool[i] for i in sorted(self.rng.choice(len(pool), size=count, replace=False))]
 
@@ -163,8 +165,16 @@ class Planter:
         return rid
 
 
+_DIRECTORIES: dict[int, dict[str, User]] = {}
+
+
 def _by_upn(org: Organisation) -> dict[str, User]:
-    return {u.upn: u for u in org.users}
+    """UPN → user, built once per organisation."""
+    key = id(org)
+    if key not in _DIRECTORIES:
+        _DIRECTORIES.clear()
+        _DIRECTORIES[key] = {u.upn: u for u in org.users}
+    return _DIRECTORIES[key]
 
 
 def _attacker_sender(p: Planter, domain: str, display: str, local: str = "no-reply") -> dict:
