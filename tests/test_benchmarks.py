@@ -1,0 +1,56 @@
+"""Smoke tests for the benchmark suites: tiny sizes, real runs, JSON shape."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _project_root_importable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(ROOT))  # `benchmarks` is a folder, not an installed package
+
+
+def test_lake_suite_writes_medians_and_ratios(tmp_path: Path) -> None:
+    from benchmarks import bench_lake
+
+    lines: list[str] = []
+    report = bench_lake.main(
+        ["--days", "3", "--rows-per-day", "300", "--repeat", "2", "--warmup", "0", "--results-dir", str(tmp_path)],
+        echo=lines.append,
+    )
+    saved = json.loads((tmp_path / "lake.json").read_text())
+    assert saved["suite"] == "lake" and saved["baseline"] == "lake_full_read"
+    assert saved["params"] == {"days": 3, "rows_per_day": 300, "seed": 7}
+    assert saved["setup"]["rows"] == 900
+    by_name = {c["name"]: c for c in saved["cases"]}
+    assert set(by_name) == {"lake_full_read", "lake_one_day", "polars_glob_one_day", "duckdb_one_day"}
+    for case in by_name.values():
+        assert case["median"] > 0 and len(case["times"]) == 2
+        assert case["min"] <= case["median"] <= case["max"]
+        assert "ratio" in case
+    assert by_name["lake_full_read"]["ratio"] == 1.0
+    assert by_name["lake_full_read"]["extra"]["rows"] == 900
+    one_day = {by_name[n]["extra"]["rows"] for n in ("lake_one_day", "polars_glob_one_day", "duckdb_one_day")}
+    assert len(one_day) == 1 and 0 < one_day.pop() < 300
+    assert saved["cases"] == report["cases"]
+    assert any("lake_one_day" in line and "x lake_full_read" not in line for line in lines)
+
+
+def _allocate(mb: int) -> int:
+    return len(b"x" * (mb * 1024 * 1024))  # written, so resident
+
+
+def test_run_in_child_measures_peak_rss() -> None:
+    from benchmarks.harness import run_in_child
+
+    small = run_in_child(_allocate, 1)
+    big = run_in_child(_allocate, 200)
+    assert big.result == 200 * 1024 * 1024
+    assert big.peak_rss_mb - small.peak_rss_mb > 150
+    with pytest.raises(RuntimeError, match="ZeroDivisionError"):
+        run_in_child(divmod, 1, 0)

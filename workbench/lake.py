@@ -1,0 +1,462 @@
+"""The parquet lake: one folder per table, one folder per UTC day, append-only files.
+
+Layout: ``<root>/<Table>/day=YYYY-MM-DD/part-<unique>.parquet`` (zstd, rows sorted by the
+table's time column). Appends are schema-checked and idempotent by the table's key; every
+write goes to a dot-prefixed temporary file that is renamed into place only when all of an
+append's files are written, under an exclusive per-table lock (``<Table>/.lock``).
+Readers take no lock: they list ``day=*/part-*.parquet`` and never see temporary files.
+
+>>> import tempfile
+>>> from workbench.schema import EmailEvents
+>>> lake = Lake(Path(tempfile.mkdtemp()))
+>>> rows = EmailEvents.conform(pl.DataFrame({
+...     "Timestamp": [datetime(2024, 5, 1, 9, tzinfo=UTC), datetime(2024, 5, 2, 9, tzinfo=UTC)],
+...     "ReportId": ["r1", "r2"],
+... }))
+>>> lake.append("EmailEvents", rows).rows_written
+2
+>>> lake.append("EmailEvents", rows).rows_written  # same keys: nothing new
+0
+>>> lake.scan("EmailEvents", date(2024, 5, 2), columns=["ReportId"]).collect()["ReportId"].to_list()
+['r2']
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from workbench.errors import InputError, StorageError
+from workbench.schema import TABLES, Table, table as lookup
+
+_DAY = "day="
+_PART = "part-"
+_TMP = ".tmp-"
+_TRASH = ".trash-"
+
+INFO_SCHEMA = pl.Schema(
+    {
+        "table": pl.String(),
+        "partitions": pl.Int64(),
+        "files": pl.Int64(),
+        "rows": pl.Int64(),
+        "bytes": pl.Int64(),
+        "first_day": pl.Date(),
+        "last_day": pl.Date(),
+    }
+)
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True)
+class AppendResult:
+    """What one :meth:`Lake.append` did."""
+
+    table: str
+    rows_in: int
+    rows_written: int
+    files: tuple[Path, ...] = ()
+
+    @property
+    def rows_skipped(self) -> int:
+        """Rows not written because their key was already in the lake or the frame."""
+        return self.rows_in - self.rows_written
+
+    def render(self) -> str:
+        return (
+            f"{self.table}: wrote {self.rows_written:,} of {self.rows_in:,} rows "
+            f"({self.rows_skipped:,} duplicates skipped) in {len(self.files)} file(s)"
+        )
+
+
+@dataclass(frozen=True)
+class CompactResult:
+    """Partitions merged by :meth:`Lake.compact`: ``(table, day, files_before)`` each."""
+
+    partitions: tuple[tuple[str, date, int], ...]
+    rows: int
+
+    @property
+    def files_before(self) -> int:
+        return sum(n for _, _, n in self.partitions)
+
+    def render(self) -> str:
+        if not self.partitions:
+            return "nothing to compact"
+        tables = len({t for t, _, _ in self.partitions})
+        return (
+            f"compacted {len(self.partitions)} partition(s) in {tables} table(s): "
+            f"{self.files_before} files -> {len(self.partitions)} ({self.rows:,} rows)"
+        )
+
+
+@dataclass(frozen=True)
+class RetentionResult:
+    """Partitions older than *cutoff* that :meth:`Lake.retention` deleted (or would)."""
+
+    cutoff: date
+    partitions: tuple[tuple[str, date], ...]
+    files: int
+    bytes: int
+    dry_run: bool
+
+    def render(self) -> str:
+        verb = "would delete" if self.dry_run else "deleted"
+        if not self.partitions:
+            return f"no partitions before {self.cutoff}; nothing {verb.split()[-1]}"
+        lines = [
+            f"{verb} {len(self.partitions)} partition(s) before {self.cutoff}: "
+            f"{self.files} files, {self.bytes / 1e6:.1f} MB"
+        ]
+        lines += [f"  {t} {d}" for t, d in self.partitions]
+        return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _utc(value: datetime | date | str) -> datetime:
+    """Dates mean midnight UTC; naive datetimes are UTC; strings are ISO 8601."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            raise InputError(f"bad date/time {value!r}; use ISO 8601 like 2024-05-01T09:30") from None
+    if not isinstance(value, date):
+        raise InputError(f"bad date/time {value!r}; pass a datetime, a date or an ISO 8601 string")
+    if not isinstance(value, datetime):
+        return datetime(value.year, value.month, value.day, tzinfo=UTC)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _day_of(folder: str) -> date | None:
+    if not folder.startswith(_DAY):
+        return None
+    try:
+        return date.fromisoformat(folder[len(_DAY) :])
+    except ValueError:
+        return None
+
+
+def _parts(folder: Path) -> list[Path]:
+    """The visible data files of one partition, oldest first."""
+    try:
+        names = [e.name for e in os.scandir(folder) if e.name.startswith(_PART) and e.name.endswith(".parquet")]
+    except FileNotFoundError:
+        return []
+    return [folder / n for n in sorted(names)]
+
+
+def _new_name(prefix: str) -> str:
+    # time-ordered so that sorting file names gives write order
+    return f"{prefix}{time.time_ns():016x}-{uuid.uuid4().hex[:8]}.parquet"
+
+
+def _scan(files: list[Path], t: Table) -> pl.LazyFrame:
+    # Explicit files (no hive columns); the table schema tolerates files written before a
+    # column was added.
+    return pl.scan_parquet(files, schema=t.schema, hive_partitioning=False, missing_columns="insert")
+
+
+def _first_per_key(frame: pl.DataFrame, key: Sequence[str]) -> pl.DataFrame:
+    """Keep the first row of each key (no copy when the keys are already unique)."""
+    expr = pl.col(key[0]) if len(key) == 1 else pl.struct(*key)
+    if frame.select(expr.n_unique()).item() == frame.height:
+        return frame
+    return frame.filter(expr.is_first_distinct())
+
+
+def _write_sorted(frame: pl.DataFrame, folder: Path, time_column: str) -> Path:
+    """Write *frame* sorted by time to a temporary file in *folder*; return its path."""
+    tmp = folder / _new_name(_TMP)
+    try:
+        frame.sort(time_column, maintain_order=True).write_parquet(tmp, compression="zstd")
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp
+
+
+# --------------------------------------------------------------------------- the lake
+
+
+class Lake:
+    """A tenant's parquet lake rooted at *root* (created on first write)."""
+
+    def __init__(self, root: Path | str):
+        self.root = Path(root)
+
+    @classmethod
+    def for_tenant(cls, tenant: Any) -> Lake:
+        return cls(tenant.lake_dir)
+
+    def __repr__(self) -> str:
+        return f"Lake({str(self.root)!r})"
+
+    # ----------------------------------------------------------------- reading
+
+    def _partitions(self, t: Table, first: date | None = None, last: date | None = None) -> list[tuple[date, Path]]:
+        """Day folders of *t* within [first, last] (inclusive), in day order."""
+        try:
+            entries = list(os.scandir(self.root / t.name))
+        except FileNotFoundError:
+            return []
+        found = []
+        for entry in entries:
+            day = _day_of(entry.name)
+            if day and entry.is_dir() and (first is None or day >= first) and (last is None or day <= last):
+                found.append((day, Path(entry.path)))
+        return sorted(found)
+
+    def partition_files(
+        self, table: str | Table, start: datetime | date | None = None, end: datetime | date | None = None
+    ) -> list[Path]:
+        """Data files of the day partitions that intersect [start, end)."""
+        t = lookup(table)
+        lo, hi = self._window(start, end)
+        first = lo.date() if lo else None
+        last = (hi - timedelta(microseconds=1)).date() if hi else None
+        return [f for _, folder in self._partitions(t, first, last) for f in _parts(folder)]
+
+    @staticmethod
+    def _window(start: Any, end: Any) -> tuple[datetime | None, datetime | None]:
+        lo = _utc(start) if start is not None else None
+        hi = _utc(end) if end is not None else None
+        if lo and hi and lo > hi:
+            raise InputError(f"scan window starts ({lo}) after it ends ({hi}); swap start and end")
+        return lo, hi
+
+    def scan(
+        self,
+        table: str | Table,
+        start: datetime | date | None = None,
+        end: datetime | date | None = None,
+        columns: Sequence[str] | None = None,
+    ) -> pl.LazyFrame:
+        """A LazyFrame over rows with ``start <= time < end``, reading only those days' files.
+
+        Dates mean midnight UTC, naive datetimes are UTC. Filters and column selections
+        added by the caller are pushed down into the parquet reader.
+        """
+        t = lookup(table)
+        if isinstance(columns, str):
+            columns = [columns]
+        unknown = [c for c in columns or () if c not in t.schema]
+        if unknown:
+            raise InputError(
+                f"{t.name} has no column {unknown[0]!r}; valid columns: {', '.join(t.column_names)}"
+            )
+        lo, hi = self._window(start, end)
+        files = self.partition_files(t, lo, hi)
+        if not files:
+            lf = t.empty().lazy()
+        else:
+            lf = _scan(files, t)
+            col = pl.col(t.time_column)
+            if lo is not None:
+                lf = lf.filter(col >= lo)
+            if hi is not None:
+                lf = lf.filter(col < hi)
+        return lf.select(columns) if columns else lf
+
+    def tables(self) -> list[str]:
+        """Names of the tables that hold data."""
+        if not self.root.is_dir():
+            return []
+        names = []
+        for name in sorted(e.name for e in os.scandir(self.root) if e.name in TABLES):
+            if any(_parts(folder) for _, folder in self._partitions(TABLES[name])):
+                names.append(name)
+        return names
+
+    def info(self) -> pl.DataFrame:
+        """One row per table: partitions, files, rows (from parquet footers), bytes, days."""
+        rows = []
+        for name in self.tables():
+            parts = [(day, _parts(folder)) for day, folder in self._partitions(lookup(name))]
+            parts = [(day, files) for day, files in parts if files]
+            files = [f for _, fs in parts for f in fs]
+            count = _scan(files, lookup(name)).select(pl.len()).collect().item()
+            rows.append(
+                {
+                    "table": name,
+                    "partitions": len(parts),
+                    "files": len(files),
+                    "rows": count,
+                    "bytes": sum(f.stat().st_size for f in files),
+                    "first_day": parts[0][0],
+                    "last_day": parts[-1][0],
+                }
+            )
+        return pl.DataFrame(rows, schema=INFO_SCHEMA)
+
+    # ----------------------------------------------------------------- writing
+
+    @contextmanager
+    def _locked(self, t: Table) -> Iterator[Path]:
+        folder = self.root / t.name
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            handle = open(folder / ".lock", "a+b")  # noqa: SIM115 (closed below)
+        except OSError as exc:
+            raise StorageError(
+                f"cannot write the lake at {folder}: {exc.strerror or exc}; "
+                "check permissions and free space, or set WORKBENCH_HOME to a writable folder"
+            ) from None
+        with handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)  # released when the handle closes
+            try:
+                yield folder
+            except OSError as exc:
+                raise StorageError(
+                    f"{t.name}: writing the lake failed ({exc.strerror or exc}); the failed "
+                    "step was rolled back; check free space and permissions, then retry"
+                ) from exc
+
+    @staticmethod
+    def _sweep(folder: Path) -> None:
+        """Remove what a crashed writer left in *folder* (callers hold the table lock)."""
+        for entry in os.scandir(folder):
+            if entry.name.startswith(_TMP):
+                os.unlink(entry.path)
+            elif entry.name.startswith(_TRASH):
+                shutil.rmtree(entry.path, ignore_errors=True)
+
+    def append(self, table: str | Table, frame: pl.DataFrame | pl.LazyFrame) -> AppendResult:
+        """Write *frame*'s new rows; rows whose key is already stored (or repeated) are skipped.
+
+        All-or-nothing: a schema error, a null time or key, or a failed write leaves the
+        lake as it was.
+        """
+        t = lookup(table)
+        if isinstance(frame, pl.LazyFrame):
+            frame = frame.collect()
+        t.validate(frame)
+        for name in (t.time_column, *t.key):
+            nulls = frame[name].null_count()
+            if nulls:
+                raise InputError(
+                    f"{t.name}: {nulls:,} row(s) have a null {name!r}; "
+                    f"every row needs a {name} (fill or drop them before appending)"
+                )
+        rows_in = frame.height
+        if not rows_in:
+            return AppendResult(t.name, 0, 0)
+        frame = _first_per_key(frame, t.key)
+        days = frame[t.time_column].dt.date()
+        if days.min() == days.max():  # the usual case: no split needed
+            groups = {(days.min(),): frame}
+        else:
+            groups = frame.with_columns(days.alias("__day")).partition_by("__day", as_dict=True, include_key=False)
+
+        with self._locked(t) as folder:
+            written: list[tuple[Path, Path]] = []  # (temporary, final)
+            placed: list[Path] = []
+            created: list[Path] = []
+            rows_written = 0
+            try:
+                for (d,), part in sorted(groups.items(), key=lambda kv: kv[0]):
+                    target = folder / f"{_DAY}{d.isoformat()}"
+                    if target.is_dir():
+                        self._sweep(target)
+                        existing = _parts(target)
+                        if existing:
+                            keys = _scan(existing, t).select(t.key).collect()
+                            part = part.join(keys, on=list(t.key), how="anti", maintain_order="left")
+                    else:
+                        target.mkdir()
+                        created.append(target)
+                    if part.height:
+                        written.append((_write_sorted(part, target, t.time_column), target / _new_name(_PART)))
+                        rows_written += part.height
+                for tmp, final in written:
+                    os.replace(tmp, final)
+                    placed.append(final)
+            except BaseException:
+                for path in [*placed, *(tmp for tmp, _ in written)]:
+                    path.unlink(missing_ok=True)
+                for target in created:
+                    shutil.rmtree(target, ignore_errors=True)
+                raise
+        return AppendResult(t.name, rows_in, rows_written, tuple(placed))
+
+    def _targets(self, table: str | Table | None) -> list[Table]:
+        """The named table (or every table with data) if its folder exists."""
+        tables = [lookup(table)] if table is not None else [TABLES[n] for n in self.tables()]
+        return [t for t in tables if (self.root / t.name).is_dir()]
+
+    def compact(self, table: str | Table | None = None, *, min_files: int = 2) -> CompactResult:
+        """Merge each partition holding at least *min_files* files into one file."""
+        if min_files < 1:
+            raise InputError(f"min_files must be at least 1 (got {min_files})")
+        done: list[tuple[str, date, int]] = []
+        rows = 0
+        for t in self._targets(table):
+            with self._locked(t) as root:
+                self._sweep(root)
+                for day, folder in self._partitions(t):
+                    self._sweep(folder)
+                    files = _parts(folder)
+                    if len(files) < min_files:
+                        continue
+                    merged = _scan(files, t).collect()
+                    # a crash between rename and unlink could leave a key twice: drop it here
+                    merged = _first_per_key(merged, t.key)
+                    tmp = _write_sorted(merged, folder, t.time_column)
+                    try:
+                        os.replace(tmp, folder / _new_name(_PART))
+                    except BaseException:
+                        tmp.unlink(missing_ok=True)
+                        raise
+                    for f in files:
+                        f.unlink()
+                    done.append((t.name, day, len(files)))
+                    rows += merged.height
+        return CompactResult(tuple(done), rows)
+
+    def retention(
+        self,
+        days: int,
+        table: str | Table | None = None,
+        *,
+        today: date | None = None,
+        dry_run: bool = False,
+    ) -> RetentionResult:
+        """Delete whole day partitions dated before ``today - days`` (today: UTC by default).
+
+        ``days=30`` keeps today and the 30 days before it.
+        """
+        if days < 1:
+            raise InputError(f"retention days must be at least 1 (got {days}); pass --days 1 or more")
+        cutoff = (today or datetime.now(UTC).date()) - timedelta(days=days)
+        gone: list[tuple[str, date]] = []
+        n_files = n_bytes = 0
+        for t in self._targets(table):
+            with self._locked(t) as root:
+                self._sweep(root)
+                for day, folder in self._partitions(t, last=cutoff - timedelta(days=1)):
+                    files = _parts(folder)
+                    n_files += len(files)
+                    n_bytes += sum(f.stat().st_size for f in files)
+                    gone.append((t.name, day))
+                    if not dry_run:
+                        trash = root / f"{_TRASH}{folder.name}-{uuid.uuid4().hex[:8]}"
+                        os.replace(folder, trash)  # readers stop seeing the day at once
+                        shutil.rmtree(trash)
+        return RetentionResult(cutoff, tuple(gone), n_files, n_bytes, dry_run)
+
+
+__all__ = ["Lake", "AppendResult", "CompactResult", "RetentionResult", "INFO_SCHEMA"]
