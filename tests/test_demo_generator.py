@@ -8,7 +8,6 @@ import hashlib
 import json
 import re
 from datetime import date, datetime
-from pathlib import Path
 
 import polars as pl
 import pytest
@@ -82,12 +81,10 @@ def test_traffic_follows_the_working_week_and_day(twins):
 
 
 @pytest.fixture(scope="module")
-def small(tmp_path_factory):
-    base = tmp_path_factory.mktemp("stories")
-    generate("small", users=40, days=3, seed=11, end=date(2026, 11, 20), base=base)
-    tenant = open_tenant("small", base=base)
-    stories = {s["id"]: s for s in json.loads(tenant.scenarios_path.read_text())["stories"]}
-    return tenant, Lake.for_tenant(tenant), stories
+def small(small_tenant):
+    """The session's small tenant (conftest), its lake and its stories by id."""
+    stories = {s["id"]: s for s in json.loads(small_tenant.scenarios_path.read_text())["stories"]}
+    return small_tenant, Lake.for_tenant(small_tenant), stories
 
 
 def test_every_story_is_planted(small):

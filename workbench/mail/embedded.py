@@ -42,7 +42,8 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS bodies (body INTEGER PRIMARY KEY, body_id TEXT NOT NULL UNIQUE, data BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS packs (pack_id INTEGER PRIMARY KEY, data BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS messages (
-    network_message_id TEXT PRIMARY KEY,
+    id INTEGER PRIMARY KEY,
+    network_message_id TEXT NOT NULL,
     received TEXT NOT NULL,
     pack_id INTEGER NOT NULL REFERENCES packs(pack_id),
     start INTEGER NOT NULL,
@@ -50,13 +51,19 @@ CREATE TABLE IF NOT EXISTS messages (
     body INTEGER NOT NULL REFERENCES bodies(body)
 );
 CREATE TABLE IF NOT EXISTS mailbox (
-    network_message_id TEXT NOT NULL REFERENCES messages(network_message_id),
+    id INTEGER PRIMARY KEY,
+    network_message_id TEXT NOT NULL,
     mailbox TEXT NOT NULL,
-    folder TEXT NOT NULL,
-    PRIMARY KEY (network_message_id, mailbox)
-) WITHOUT ROWID;
+    folder TEXT NOT NULL
+);
 """
-_INDEXES = "CREATE INDEX IF NOT EXISTS mailbox_by_owner ON mailbox (mailbox, folder);"
+# Rows are appended in arrival order (cheap at any size); lookups go through these indexes.
+# A bulk load creates them once, at close, instead of updating them row by row.
+_INDEXES = """
+CREATE UNIQUE INDEX IF NOT EXISTS messages_by_id ON messages (network_message_id);
+CREATE UNIQUE INDEX IF NOT EXISTS mailbox_by_copy ON mailbox (network_message_id, mailbox);
+CREATE INDEX IF NOT EXISTS mailbox_by_owner ON mailbox (mailbox, folder);
+"""
 
 
 def body_id(body: bytes) -> str:
@@ -76,7 +83,7 @@ class EmbeddedMailStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(f"PRAGMA synchronous={'OFF' if bulk else 'NORMAL'}")
         if bulk:  # keep the B-tree pages of large stores in memory while filling them
-            self._db.execute("PRAGMA cache_size=-524288")
+            self._db.execute("PRAGMA cache_size=-262144")
         self._db.execute(f"PRAGMA foreign_keys={'OFF' if bulk else 'ON'}")
         self._db.executescript(_SCHEMA)
         self._bulk = bulk
@@ -151,34 +158,38 @@ class EmbeddedMailStore:
             _length=pl.col("Headers").str.len_bytes().cast(pl.Int64),
             _body=pl.col("BodyId").replace_strict(rowid, return_dtype=pl.Int64),
         ).with_columns(_start=pl.col("_length").cum_sum().over("_pack") - pl.col("_length"))
-        packs = frame.group_by("_pack", maintain_order=True).agg(pl.col("Headers").str.join(""))
         before = self._db.total_changes
         with self._db:
-            pack_ids = {
-                pack: self._db.execute(
+            pack_ids = {}
+            for pack, offset in enumerate(range(0, frame.height, PACK_SIZE)):
+                text = "".join(frame["Headers"].slice(offset, PACK_SIZE).to_list())
+                pack_ids[pack] = self._db.execute(
                     "INSERT INTO packs (data) VALUES (?)", (zlib.compress(text.encode("utf-8", "surrogateescape"), 1),)
                 ).lastrowid
-                for pack, text in packs.iter_rows()
-            }
             rows = frame.select(
                 "NetworkMessageId", "Received", pl.col("_pack").replace_strict(pack_ids, return_dtype=pl.Int64),
                 "_start", "_length", "_body",
-            ).sort("NetworkMessageId")
-            self._db.executemany("INSERT OR IGNORE INTO messages VALUES (?, ?, ?, ?, ?, ?)", rows.iter_rows())
+            )
+            verb = "INSERT" if self._bulk else "INSERT OR IGNORE"  # a bulk loader guarantees new ids
+            self._db.executemany(
+                f"{verb} INTO messages (network_message_id, received, pack_id, start, length, body) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                rows.iter_rows(),
+            )
         return self._db.total_changes - before - len(pack_ids)
 
     def place(self, rows: Iterable[tuple[str, str, Folder | str]] | pl.DataFrame) -> None:
         """Put recipient copies (network_message_id, mailbox, folder) in their folder."""
         if isinstance(rows, pl.DataFrame):
-            rows = rows.select(
-                rows.columns[0], pl.col(rows.columns[1]).str.to_lowercase(), rows.columns[2]
-            ).sort(rows.columns[:2]).iter_rows()
+            nmid, mailbox, folder = rows.columns[:3]
+            rows = rows.select(nmid, pl.col(mailbox).str.to_lowercase(), folder).iter_rows()
         else:
-            rows = sorted((nmid, mailbox.lower(), Folder(folder).value) for nmid, mailbox, folder in rows)
+            rows = ((nmid, mailbox.lower(), Folder(folder).value) for nmid, mailbox, folder in rows)
+        sql = "INSERT INTO mailbox (network_message_id, mailbox, folder) VALUES (?, ?, ?)"
+        if not self._bulk:  # a bulk loader places each copy once
+            sql += " ON CONFLICT (network_message_id, mailbox) DO UPDATE SET folder = excluded.folder"
         with self._db:
-            self._db.executemany(
-                "INSERT INTO mailbox VALUES (?, ?, ?) ON CONFLICT DO UPDATE SET folder=excluded.folder", rows
-            )
+            self._db.executemany(sql, rows)
 
     # ------------------------------------------------------------------ reading
 

@@ -129,11 +129,13 @@ class _FirstContact:
         self.seen = np.empty(0, dtype=np.uint64)
 
     def mark(self, specs: pl.DataFrame) -> pl.DataFrame:
+        # Established correspondents (colleagues, partners, services, newsletters) wrote before
+        # the window opened; only the others are tracked.
+        tracked = ~specs["_category"].is_in(_ESTABLISHED).to_numpy()
         pairs = specs.select(pl.concat_str("SenderFromAddress", "RecipientEmailAddress").hash(seed=0)).to_series().to_numpy()
-        first = ~np.isin(pairs, self.seen)
-        self.seen = np.union1d(self.seen, pairs)
-        established = specs["_category"].is_in(_ESTABLISHED).to_numpy()
-        return specs.with_columns(IsFirstContact=pl.Series(first & ~established))
+        first = tracked & ~np.isin(pairs, self.seen)
+        self.seen = np.union1d(self.seen, pairs[tracked])
+        return specs.with_columns(IsFirstContact=pl.Series(first))
 
 
 def generate(

@@ -207,7 +207,7 @@ def credential_phish(p: Planter, victim: User) -> dict:
             targets = [victim] + targets[:-1]
         ts = p.moment(fraction, 9.0)
         verdicts = []
-        for i, _ in enumerate(targets):
+        for _ in targets:
             roll = rng.random()
             if wave == 1 or (wave == 2 and roll >= 0.65) or (wave == 3 and roll >= 0.8):
                 verdicts.append({})

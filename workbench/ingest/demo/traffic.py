@@ -9,7 +9,7 @@ have their own senders, recipients, authentication results and verdicts.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timezone
 
 import numpy as np
 import polars as pl
@@ -140,7 +140,6 @@ class Traffic:
         self.inbound_w = w / w.sum()
         act = np.array([1.3 if u.department in ("Engineering", "Sales", "Executive") else 1.0 for u in users])
         self.activity_w = act / act.sum()
-        self.templates = templates
         self.template_ids = {k: np.array([t.id for t in v]) for k, v in {**templates, **noise}.items()}
         self.template_subjects = {t.id: t.subject for v in {**templates, **noise}.values() for t in v}
 
