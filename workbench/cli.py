@@ -75,7 +75,7 @@ def demo(ctx: click.Context, home: Path | None, tenant_name: str, port: int, no_
 
     if tenant_name not in tenants.list_tenants(home):
         click.echo(f"generating demo tenant {tenant_name!r} (first run only)")
-        generate(
+        summary = generate(
             tenant_name,
             users=DEFAULT_USERS,
             days=DEFAULT_DAYS,
@@ -83,6 +83,7 @@ def demo(ctx: click.Context, home: Path | None, tenant_name: str, port: int, no_
             base=home,
             progress=True,
         )
+        click.echo(summary.render())
     tenant = tenants.open_tenant(tenant_name, base=home)
     run_pipeline(tenant, progress=True)
     if no_serve:

@@ -96,11 +96,12 @@ def _uuid_maker(rng: np.random.Generator):
     return uuids
 
 
-def _zap_commodity_phish(rng, specs: pl.DataFrame, prefix: str) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Half of the generic phish that got through is removed after delivery (Phish ZAP)."""
-    hit = (pl.col("_category") == "phish") & (pl.col("DeliveryAction") == DeliveryAction.DELIVERED.value)
-    mask = specs.select(hit).to_series().to_numpy() & (rng.random(len(specs)) < 0.5)
+def _zap_commodity_phish(rng, specs: pl.DataFrame, prefix: str, window_end: datetime) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Half of the generic phish that got through is removed after delivery (Phish ZAP), if before 'now'."""
     delay = (rng.integers(60, 360, len(specs)) * 60_000_000).astype(np.int64)
+    in_time = specs.select(pl.col("Timestamp") + pl.Series(delay).cast(pl.Duration("us")) < window_end).to_series().to_numpy()
+    hit = (pl.col("_category") == "phish") & (pl.col("DeliveryAction") == DeliveryAction.DELIVERED.value)
+    mask = specs.select(hit).to_series().to_numpy() & (rng.random(len(specs)) < 0.5) & in_time
     methods = '{"Phish":["URL detonation reputation"]}'
     zapped = pl.Series(mask)
     specs = specs.with_columns(
@@ -184,6 +185,9 @@ def generate(
         counts: dict[str, int] = {name: 0 for name in schema.TABLES}
 
         def write(table: str, frame: pl.DataFrame) -> None:
+            """Append the rows that fall inside the window (nothing happens after 'now')."""
+            ts = pl.col(schema.table(table).time_column)
+            frame = frame.filter((ts >= window_start) & (ts < window_end))
             if len(frame):
                 counts[table] += lake.append(table, frame).rows_written
 
@@ -199,7 +203,7 @@ def generate(
             tag = f"{day:%Y%m%d}"
             specs = traffic.finish(traffic.day(rng, day, _uuid_maker(rng)), window_start, window_end, f"{tag}E")
             specs = first_contact.mark(specs)
-            specs, post = _zap_commodity_phish(rng, specs, f"{tag}P")
+            specs, post = _zap_commodity_phish(rng, specs, f"{tag}P", window_end)
             todays = story_specs.filter(pl.col("Timestamp").dt.date() == day)
             specs = pl.concat([specs, todays], how="vertical").sort("Timestamp", "NetworkMessageId", "RecipientEmailAddress")
             out = emit(specs.drop("_category"), catalog, org_domains=org.domains, edge_ip=org.edge_ip, mx_host=org.mx_host)
@@ -218,6 +222,7 @@ def generate(
                 raw_messages += len(out.raw_headers)
             bar.set_postfix(emails=f"{counts['EmailEvents']:,}")
         bar.close()
+        lake.compact()  # one file per day partition (a day's mail spills into its neighbours' partitions)
         if store:
             store.close()
 
