@@ -10,16 +10,20 @@ message for the mail store, and one folder placement per recipient (and sender) 
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import dataclass
 from email.header import Header
 
 import polars as pl
 
 from workbench import schema
-from workbench.enums import EmailDirection, Folder
+from workbench.enums import EmailActionPolicy, EmailDirection, Folder
 from workbench.ingest.demo.content import Template, url_domain
 
 S, DT, I32, BOOL = pl.String, pl.Datetime("us", "UTC"), pl.Int32, pl.Boolean
+
+# Each policy of the demo tenant has a stable id, as a real tenant's policies do.
+_POLICY_GUIDS = {p.value: str(uuid.uuid5(uuid.NAMESPACE_URL, f"workbench-demo-policy:{p.value}")) for p in EmailActionPolicy}
 
 SPEC = pl.Schema(
     {
@@ -219,8 +223,7 @@ def emit(specs: pl.DataFrame, catalog: Catalog, *, org_domains: tuple[str, ...],
             AuthenticationDetails=_auth_details(),
             EmailSize=pl.col("HeaderSize") + pl.col("BodySize") + 2,
             SenderIPv6=pl.lit(None, S),
-            EmailActionPolicyGuid=pl.when(pl.col("EmailActionPolicy").is_not_null())
-            .then(pl.lit("00000000-0000-0000-0000-00000000000") + pl.col("EmailActionPolicy").str.len_chars().mod(10).cast(S)),
+            EmailActionPolicyGuid=pl.col("EmailActionPolicy").replace_strict(_POLICY_GUIDS, default=None, return_dtype=S),
             Connectors=pl.lit(None, S),
             ExchangeTransportRule=pl.lit(None, S),
             Context=pl.lit(None, S),
