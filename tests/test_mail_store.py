@@ -13,7 +13,7 @@ from workbench.mail.embedded import PACK_SIZE
 
 
 def headers(i: int) -> bytes:
-    return f"Subject: message {i}\r\nMessage-ID: <{i}@example.test>\r\n".encode()
+    return f"Subject: message {i}\r\nMessage-ID: <{i}@example.test>\r\n\r\n".encode()
 
 
 @pytest.mark.parametrize("bulk", [False, True])
@@ -26,7 +26,7 @@ def test_raw_round_trip_across_packs(tmp_path, bulk):
     store.close()
     store = EmbeddedMailStore(tmp_path / "s.sqlite")
     for i in (0, PACK_SIZE - 1, PACK_SIZE, n - 1):
-        assert store.raw(f"id-{i}") == headers(i) + b"\r\nsame campaign body\r\n"
+        assert store.raw(f"id-{i}") == headers(i) + b"same campaign body\r\n"
     stats = store.stats()
     assert stats == {**stats, "messages": n, "bodies": 1, "packs": 3, "mailbox_items": n}
     assert store.folder_counts("user1@contoso.test") == {Folder.INBOX: sum(1 for i in range(n) if i % 3 == 1)}

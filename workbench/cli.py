@@ -153,6 +153,77 @@ def serve(home: Path | None, tenant_name: str, port: int, host: str) -> None:
     run(tenants.open_tenant(tenant_name, base=home), port=port, host=host)
 
 
+# --------------------------------------------------------------------------- ingest
+
+
+@main.group()
+def ingest() -> None:
+    """Load mail (.eml, .msg, mbox, Maildir) and security exports into a tenant."""
+
+
+def _ingest_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    fn = click.option("--org-domain", "org_domain", multiple=True,
+                      help="An accepted domain of your organisation (repeatable; decides direction).")(fn)
+    return home_option(tenant_option(fn))
+
+
+def _run_ingest(home: Path | None, tenant_name: str, org_domain: tuple[str, ...], items: Any, total: int | None) -> None:
+    from workbench import tenant as tenants
+    from workbench.ingest.batch import ingest as run
+
+    tenant = tenants.ensure(tenant_name, base=home, org_domains=tuple(d.lower() for d in org_domain))
+    domains = tuple(d.lower() for d in org_domain) or tenants.org_domains(tenant)
+    summary = run(tenant, items, org_domains=domains, progress=True, total=total)
+    click.echo(summary.render())
+
+
+@ingest.command("eml")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@_ingest_options
+@friendly_errors
+def ingest_eml(paths: tuple[Path, ...], home: Path | None, tenant_name: str, org_domain: tuple[str, ...]) -> None:
+    """RFC 5322 files, or folders of them (.eml, .txt, no extension)."""
+    from workbench.ingest.sources import eml_items
+
+    items = list(eml_items(paths))
+    _run_ingest(home, tenant_name, org_domain, items, len(items))
+
+
+@ingest.command("msg")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@_ingest_options
+@friendly_errors
+def ingest_msg(paths: tuple[Path, ...], home: Path | None, tenant_name: str, org_domain: tuple[str, ...]) -> None:
+    """Outlook .msg files, or folders of them."""
+    from workbench.ingest.sources import msg_items
+
+    _run_ingest(home, tenant_name, org_domain, msg_items(paths), None)
+
+
+@ingest.command("mbox")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@_ingest_options
+@friendly_errors
+def ingest_mbox(paths: tuple[Path, ...], home: Path | None, tenant_name: str, org_domain: tuple[str, ...]) -> None:
+    """mbox files (every message in each)."""
+    from workbench.ingest.sources import mbox_items
+
+    _run_ingest(home, tenant_name, org_domain, mbox_items(paths), None)
+
+
+@ingest.command("maildir")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--mailbox", default=None, help="Whose mailbox this is (records each copy's folder).")
+@_ingest_options
+@friendly_errors
+def ingest_maildir(paths: tuple[Path, ...], mailbox: str | None, home: Path | None, tenant_name: str,
+                   org_domain: tuple[str, ...]) -> None:
+    """Maildir trees (Dovecot/Postfix layout, Maildir++ subfolders such as .Junk)."""
+    from workbench.ingest.sources import maildir_items
+
+    _run_ingest(home, tenant_name, org_domain, maildir_items(paths, mailbox), None)
+
+
 # --------------------------------------------------------------------------- lake
 
 

@@ -61,6 +61,13 @@ class Table:
         """An empty frame with this table's schema."""
         return pl.DataFrame(schema=self.schema)
 
+    def from_rows(self, rows: list[dict]) -> pl.DataFrame:
+        """A frame of this table from dicts (missing keys are null, extra keys ignored)."""
+        if not rows:
+            return self.empty()
+        names = self.column_names
+        return pl.DataFrame([{c: r.get(c) for c in names} for r in rows], schema=self.schema)
+
     def validate(self, frame: pl.DataFrame | pl.LazyFrame) -> None:
         """Raise :class:`SchemaError` naming the first missing, extra or mistyped column."""
         actual = frame.collect_schema() if isinstance(frame, pl.LazyFrame) else frame.schema

@@ -190,3 +190,18 @@ def write_manifest(tenant: Tenant, manifest: dict[str, Any]) -> None:
     tmp = tenant.manifest_path.with_suffix(".tmp")
     tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     os.replace(tmp, tenant.manifest_path)
+
+
+def ensure(name: str | None = None, *, base: Path | None = None, org_domains: tuple[str, ...] = ()) -> Tenant:
+    """Open a tenant, creating an empty one for imported data when it does not exist yet."""
+    name = name or default_name()
+    if name in list_tenants(base) or os.sep in name:
+        return open_tenant(name, base=base)
+    with staging(name, base=base) as t:
+        write_manifest(t, {"name": name, "kind": "imported", "organisation": {"domains": list(org_domains)}})
+    return open_tenant(name, base=base)
+
+
+def org_domains(tenant: Tenant) -> tuple[str, ...]:
+    """The organisation's accepted domains, from the manifest."""
+    return tuple(d.lower() for d in tenant.manifest().get("organisation", {}).get("domains", []))

@@ -14,7 +14,7 @@ One SQLite file (``<tenant>/mail/store.sqlite``) holds
 >>> import tempfile, pathlib
 >>> store = EmbeddedMailStore(pathlib.Path(tempfile.mkdtemp()) / "store.sqlite")
 >>> body = store.put_body(b"hello\\r\\n")
->>> store.put_messages([("nmid-1", "2026-11-01T10:00:00Z", b"Subject: hi\\r\\n", body)])
+>>> store.put_messages([("nmid-1", "2026-11-01T10:00:00Z", b"Subject: hi\\r\\n\\r\\n", body)])
 >>> store.place([("nmid-1", "ann@contoso.test", Folder.INBOX)])
 >>> store.raw("nmid-1")
 b'Subject: hi\\r\\n\\r\\nhello\\r\\n'
@@ -130,17 +130,20 @@ class EmbeddedMailStore:
         return found
 
     def put_messages(self, rows: Iterable[tuple[str, str, bytes, str]]) -> None:
-        """Add (network_message_id, received ISO time, header block, body_id) rows."""
+        """Add (network_message_id, received ISO time, header block, body_id) rows.
+
+        The header block includes the empty line that ends it; :meth:`raw` is header block + body.
+        """
         rows = list(rows)
         self.put_message_frame(
             pl.DataFrame(
                 {
                     "NetworkMessageId": [r[0] for r in rows],
                     "Received": [r[1] for r in rows],
-                    "Headers": [r[2].decode("utf-8", "surrogateescape") for r in rows],
+                    "Headers": [r[2] for r in rows],
                     "BodyId": [r[3] for r in rows],
                 },
-                schema={"NetworkMessageId": pl.String, "Received": pl.String, "Headers": pl.String, "BodyId": pl.String},
+                schema={"NetworkMessageId": pl.String, "Received": pl.String, "Headers": pl.Binary, "BodyId": pl.String},
             )
         )
 
@@ -153,19 +156,18 @@ class EmbeddedMailStore:
         if frame.is_empty():
             return 0
         rowid = self._body_rowids(set(frame["BodyId"].unique().to_list()))
+        frame = frame.with_columns(pl.col("Headers").cast(pl.Binary))  # header bytes need not be UTF-8
         frame = frame.with_columns(
             _pack=pl.int_range(pl.len()) // PACK_SIZE,
-            _length=pl.col("Headers").str.len_bytes().cast(pl.Int64),
+            _length=pl.col("Headers").bin.size().cast(pl.Int64),
             _body=pl.col("BodyId").replace_strict(rowid, return_dtype=pl.Int64),
         ).with_columns(_start=pl.col("_length").cum_sum().over("_pack") - pl.col("_length"))
         before = self._db.total_changes
         with self._db:
             pack_ids = {}
             for pack, offset in enumerate(range(0, frame.height, PACK_SIZE)):
-                text = "".join(frame["Headers"].slice(offset, PACK_SIZE).to_list())
-                pack_ids[pack] = self._db.execute(
-                    "INSERT INTO packs (data) VALUES (?)", (zlib.compress(text.encode("utf-8", "surrogateescape"), 1),)
-                ).lastrowid
+                block = b"".join(frame["Headers"].slice(offset, PACK_SIZE).to_list())
+                pack_ids[pack] = self._db.execute("INSERT INTO packs (data) VALUES (?)", (zlib.compress(block, 1),)).lastrowid
             rows = frame.select(
                 "NetworkMessageId", "Received", pl.col("_pack").replace_strict(pack_ids, return_dtype=pl.Int64),
                 "_start", "_length", "_body",
@@ -206,7 +208,7 @@ class EmbeddedMailStore:
                 "check the NetworkMessageId (copy it from EmailEvents)"
             )
         pack, start, length, body = row
-        return zlib.decompress(pack)[start : start + length] + b"\r\n" + zlib.decompress(body)
+        return zlib.decompress(pack)[start : start + length] + zlib.decompress(body)
 
     def folder(self, network_message_id: str, mailbox: str) -> Folder | None:
         row = self._db.execute(

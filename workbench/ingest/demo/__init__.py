@@ -175,7 +175,7 @@ def generate(
         planter = stories.Planter(org, story_rng, catalog, window_start, window_end)
         truth = stories.plant(planter)
         story_specs = spec_frame(planter.specs).with_columns(_category=pl.lit("story"))
-        story_rows = {table: activity.frame(schema.table(table), rows) for table, rows in planter.rows.items()}
+        story_rows = {table: schema.table(table).from_rows(rows) for table, rows in planter.rows.items()}
 
         lake = Lake(t.lake_dir)
         store = EmbeddedMailStore(t.mail_dir / "store.sqlite", bulk=True) if raw else None

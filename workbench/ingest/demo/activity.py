@@ -82,13 +82,6 @@ def click(upn: str, ts: datetime, url: str, report_id: str, *, nmid: str | None,
                 IsClickedThrough=through, UrlChain=json.dumps([url]), ReportId=report_id)
 
 
-def frame(table: schema.Table, rows: list[dict]) -> pl.DataFrame:
-    """Rows (dicts, missing keys null) as a frame of *table*'s schema."""
-    if not rows:
-        return table.empty()
-    return pl.DataFrame([{c: r.get(c) for c in table.column_names} for r in rows], schema=table.schema)
-
-
 # ---------------------------------------------------------------------------- directory
 
 def identity_info(org: Organisation, ts: datetime) -> pl.DataFrame:
@@ -103,7 +96,7 @@ def identity_info(org: Organisation, ts: datetime) -> pl.DataFrame:
              ReportId=f"id-{u.object_id}")
         for u in org.users
     ]
-    return frame(schema.IdentityInfo, rows)
+    return schema.IdentityInfo.from_rows(rows)
 
 
 def device_info(org: Organisation, day: date) -> pl.DataFrame:
@@ -214,7 +207,7 @@ def day_cloud_events(rng, org: Organisation, day: date, hours: np.ndarray, prefi
         rows.append(cloud_event(u, ts, CloudAppActionType.NEW_INBOX_RULE.value, f"{prefix}R{k:06d}", object_name=name,
                                 object_id=f"{u.upn}\\{name}", ActivityType="Create",
                                 raw={"Operation": "New-InboxRule", "UserId": u.upn, "Parameters": params, "ClientIP": user_ip(u)}))
-    return frame(schema.CloudAppEvents, rows)
+    return schema.CloudAppEvents.from_rows(rows)
 
 
 def day_clicks(rng, email_events: pl.DataFrame, email_urls: pl.DataFrame, users_by_upn: dict[str, User],

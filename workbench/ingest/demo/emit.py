@@ -179,7 +179,7 @@ def _headers(messages: pl.DataFrame, edge_ip: str, mx_host: str, mbx_host: str) 
         pl.format("X-MS-Exchange-Organization-Network-Message-Id: {}", pl.col("NetworkMessageId")),
         pl.format("X-MS-Exchange-Organization-SCL: {}", pl.col("Scl")),
     ]
-    return pl.concat_str(lines, separator="\r\n", ignore_nulls=True) + pl.lit("\r\n")
+    return pl.concat_str(lines, separator="\r\n", ignore_nulls=True) + pl.lit("\r\n\r\n")
 
 
 def emit(specs: pl.DataFrame, catalog: Catalog, *, org_domains: tuple[str, ...], edge_ip: str, mx_host: str) -> Emitted:
@@ -221,7 +221,7 @@ def emit(specs: pl.DataFrame, catalog: Catalog, *, org_domains: tuple[str, ...],
             SenderMailFromDomain=pl.col("SenderMailFromAddress").str.split("@").list.last().str.to_lowercase(),
             RecipientDomain=pl.col("RecipientEmailAddress").str.split("@").list.last().str.to_lowercase(),
             AuthenticationDetails=_auth_details(),
-            EmailSize=pl.col("HeaderSize") + pl.col("BodySize") + 2,
+            EmailSize=pl.col("HeaderSize") + pl.col("BodySize"),
             SenderIPv6=pl.lit(None, S),
             EmailActionPolicyGuid=pl.col("EmailActionPolicy").replace_strict(_POLICY_GUIDS, default=None, return_dtype=S),
             Connectors=pl.lit(None, S),

@@ -1,0 +1,132 @@
+"""URLs from message text, HTML, PDF and Office attachments — read, never fetched.
+
+>>> html_urls('<a href="https://a.test/x">x</a><form action="http://b.test/p"></form>'
+...           '<meta http-equiv="refresh" content="0; url=https://c.test/">')
+['https://a.test/x', 'http://b.test/p', 'https://c.test/']
+>>> text_urls("see www.d.test/page, or https://e.test/a?b=1).")
+['http://www.d.test/page', 'https://e.test/a?b=1']
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import zipfile
+import zlib
+from html.parser import HTMLParser
+
+MAX_URL = 2048
+MAX_URLS = 500  # per part: a message with more is a list, not a lure
+_TEXT_URL = re.compile(r"(?:(?:https?|hxxps?)://|www\.)[^\s<>\"'`{}|\\^\[\]]+", re.IGNORECASE)
+_TRAILING = ".,;:!?)]}'\">"
+_PDF_URI = re.compile(rb"/URI\s*\(((?:[^()\\]|\\.){1,2048})\)")
+_PDF_STREAM = re.compile(rb"stream\r?\n(.*?)\r?\nendstream", re.DOTALL)
+_OOXML_TARGET = re.compile(rb'Target="(https?://[^"]{1,2048})"', re.IGNORECASE)
+_REFRESH = re.compile(r"url\s*=\s*['\"]?([^'\";]+)", re.IGNORECASE)
+
+
+def _clean(url: str) -> str | None:
+    url = url.strip().strip(_TRAILING)
+    while url and url[-1] in _TRAILING:
+        url = url[:-1]
+    if not url or len(url) > MAX_URL:
+        return None
+    low = url.lower()
+    if low.startswith("www."):
+        url = "http://" + url
+    elif low.startswith("hxxp"):
+        url = "http" + url[4:]
+    elif not low.startswith(("http://", "https://")):
+        return None
+    return url
+
+
+def _unique(urls) -> list[str]:
+    seen: dict[str, None] = {}
+    for url in urls:
+        url = _clean(url)
+        if url and url not in seen:
+            seen[url] = None
+            if len(seen) >= MAX_URLS:
+                break
+    return list(seen)
+
+
+def text_urls(text: str) -> list[str]:
+    return _unique(m.group(0) for m in _TEXT_URL.finditer(text or ""))
+
+
+class _Links(HTMLParser):
+    ATTRS = {"a": "href", "area": "href", "img": "src", "iframe": "src", "frame": "src", "script": "src",
+             "embed": "src", "form": "action", "link": "href", "base": "href", "object": "data"}
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.urls: list[str] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = dict(attrs)
+        wanted = self.ATTRS.get(tag)
+        if wanted and values.get(wanted):
+            self.urls.append(values[wanted] or "")
+        if tag == "button" and values.get("formaction"):
+            self.urls.append(values["formaction"] or "")
+        if tag == "meta" and (values.get("http-equiv") or "").lower() == "refresh":
+            match = _REFRESH.search(values.get("content") or "")
+            if match:
+                self.urls.append(match.group(1))
+
+    def handle_data(self, data: str) -> None:
+        if len(self.text) < 10_000:
+            self.text.append(data)
+
+
+def html_parts(html: str) -> tuple[list[str], str]:
+    """(URLs from tags and visible text, visible text) of an HTML document; never raises."""
+    parser = _Links()
+    try:
+        parser.feed(html or "")
+        parser.close()
+    except Exception:  # noqa: BLE001 - HTMLParser on hostile input: keep what was read
+        pass
+    text = " ".join(parser.text)
+    return _unique(parser.urls + text_urls(text)), text
+
+
+def html_urls(html: str) -> list[str]:
+    return html_parts(html)[0]
+
+
+def pdf_urls(data: bytes, *, max_inflated: int = 20_000_000) -> list[str]:
+    """Link annotations (/URI) and URLs written in the text of a PDF, including compressed
+    streams (inflated up to *max_inflated* bytes in all)."""
+    chunks = [data[:5_000_000]]
+    budget = max_inflated
+    for match in _PDF_STREAM.finditer(data):
+        if budget <= 0:
+            break
+        try:
+            inflated = zlib.decompressobj().decompress(match.group(1), budget)
+        except zlib.error:
+            continue
+        budget -= len(inflated)
+        chunks.append(inflated)
+    found = [m.group(1).replace(b"\\(", b"(").replace(b"\\)", b")").decode("latin-1")
+             for chunk in chunks for m in _PDF_URI.finditer(chunk)]
+    for chunk in chunks:
+        found += text_urls(chunk.decode("latin-1"))
+    return _unique(found)
+
+
+def office_urls(data: bytes, *, max_member: int = 5_000_000) -> list[str]:
+    """External hyperlink targets of an Office Open XML package (relationship parts)."""
+    found: list[bytes] = []
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            for info in zf.infolist()[:2000]:
+                if info.filename.endswith(".rels") and info.file_size <= max_member:
+                    found += _OOXML_TARGET.findall(zf.read(info))
+    except (zipfile.BadZipFile, OSError, ValueError, RuntimeError, NotImplementedError, EOFError):
+        return []
+    return _unique(f.decode("utf-8", "replace") for f in found)
