@@ -224,6 +224,21 @@ def ingest_maildir(paths: tuple[Path, ...], mailbox: str | None, home: Path | No
     _run_ingest(home, tenant_name, org_domain, maildir_items(paths, mailbox), None)
 
 
+@ingest.command("defender")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--table", "table_name", default=None, help="Table of a CSV export (default: from the file name).")
+@home_option
+@tenant_option
+@friendly_errors
+def ingest_defender(paths: tuple[Path, ...], table_name: str | None, home: Path | None, tenant_name: str) -> None:
+    """Defender Advanced Hunting exports: streaming-API JSON lines, or CSV per table."""
+    from workbench import tenant as tenants
+    from workbench.ingest.defender import ingest_records, records
+
+    tenant = tenants.ensure(tenant_name, base=home)
+    click.echo(ingest_records(tenant, records(paths, table_name)).render())
+
+
 # --------------------------------------------------------------------------- lake
 
 

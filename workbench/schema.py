@@ -42,13 +42,14 @@ class Table:
     description: str
     key: tuple[str, ...] = ("ReportId",)
     time_column: str = "Timestamp"
+    required: tuple[str, ...] = ()  # columns a record of this table cannot lack (beyond key and time)
     schema: pl.Schema = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         names = [name for name, _ in self.columns]
         if len(set(names)) != len(names):
             raise ValueError(f"{self.name}: duplicate column names")
-        missing = [c for c in (*self.key, self.time_column) if c not in names]
+        missing = [c for c in (*self.key, self.time_column, *self.required) if c not in names]
         if missing:
             raise ValueError(f"{self.name}: key/time columns {missing} are not columns")
         object.__setattr__(self, "schema", pl.Schema(dict(self.columns)))
@@ -105,7 +106,8 @@ class Table:
         )
 
 
-def _table(name: str, description: str, cols: str, key: tuple[str, ...] = ("ReportId",)) -> Table:
+def _table(name: str, description: str, cols: str, key: tuple[str, ...] = ("ReportId",),
+           required: tuple[str, ...] = ()) -> Table:
     """Build a table from 'Name type' lines (types: datetime string int long bool dynamic float)."""
     types = {
         "datetime": DATETIME,
@@ -120,7 +122,7 @@ def _table(name: str, description: str, cols: str, key: tuple[str, ...] = ("Repo
     for line in cols.strip().splitlines():
         col_name, col_type = line.split()
         columns.append((col_name, types[col_type]))
-    return Table(name=name, columns=tuple(columns), description=description, key=key)
+    return Table(name=name, columns=tuple(columns), description=description, key=key, required=required)
 
 
 EmailEvents = _table(
@@ -174,6 +176,7 @@ EmailEvents = _table(
     AdditionalFields dynamic
     ReportId string
     """,
+    required=("NetworkMessageId",),
 )
 
 EmailAttachmentInfo = _table(
@@ -196,6 +199,7 @@ EmailAttachmentInfo = _table(
     DetectionMethods string
     ReportId string
     """,
+    required=("NetworkMessageId",),
 )
 
 EmailUrlInfo = _table(
@@ -209,6 +213,7 @@ EmailUrlInfo = _table(
     UrlLocation string
     ReportId string
     """,
+    required=("NetworkMessageId", "Url"),
 )
 
 EmailPostDeliveryEvents = _table(
@@ -230,6 +235,7 @@ EmailPostDeliveryEvents = _table(
     DetectionMethods string
     ReportId string
     """,
+    required=("NetworkMessageId",),
 )
 
 # A click-through writes two rows with the same ReportId (the block page, then the click
@@ -252,6 +258,7 @@ UrlClickEvents = _table(
     ReportId string
     """,
     key=("ReportId", "IsClickedThrough"),
+    required=("Url",),
 )
 
 AADSignInEventsBeta = _table(
@@ -436,6 +443,7 @@ AlertEvidence = _table(
     AdditionalFields dynamic
     ReportId string
     """,
+    required=("AlertId", "EntityType"),
 )
 
 IdentityInfo = _table(
