@@ -10,7 +10,8 @@ import pytest
 
 from workbench import schema
 from workbench.errors import InputError
-from workbench.ingest.defender import ingest_records, records
+from workbench.ingest.defender import records
+from workbench.ingest.tables import ingest_records
 from workbench.lake import Lake
 from workbench.tenant import ensure
 

@@ -233,10 +233,41 @@ def ingest_maildir(paths: tuple[Path, ...], mailbox: str | None, home: Path | No
 def ingest_defender(paths: tuple[Path, ...], table_name: str | None, home: Path | None, tenant_name: str) -> None:
     """Defender Advanced Hunting exports: streaming-API JSON lines, or CSV per table."""
     from workbench import tenant as tenants
-    from workbench.ingest.defender import ingest_records, records
+    from workbench.ingest.defender import records
+    from workbench.ingest.tables import ingest_records
 
     tenant = tenants.ensure(tenant_name, base=home)
     click.echo(ingest_records(tenant, records(paths, table_name)).render())
+
+
+@ingest.command("o365")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@home_option
+@tenant_option
+@friendly_errors
+def ingest_o365(paths: tuple[Path, ...], home: Path | None, tenant_name: str) -> None:
+    """Office 365 Management Activity JSON, Entra SignInLogs JSON, OfficeActivity CSV."""
+    from workbench import tenant as tenants
+    from workbench.ingest.office365 import records
+    from workbench.ingest.tables import ingest_records
+
+    tenant = tenants.ensure(tenant_name, base=home)
+    click.echo(ingest_records(tenant, records(paths)).render())
+
+
+@ingest.command("message-trace")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@home_option
+@tenant_option
+@friendly_errors
+def ingest_message_trace(paths: tuple[Path, ...], home: Path | None, tenant_name: str) -> None:
+    """Exchange message trace: CSV export or Reporting Web Service JSON."""
+    from workbench import tenant as tenants
+    from workbench.ingest.message_trace import records
+    from workbench.ingest.tables import ingest_records
+
+    tenant = tenants.ensure(tenant_name, base=home)
+    click.echo(ingest_records(tenant, records(paths)).render())
 
 
 # --------------------------------------------------------------------------- lake
