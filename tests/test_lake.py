@@ -214,12 +214,13 @@ def _three_day_append() -> pl.DataFrame:
 def test_failed_parquet_write_leaves_lake_unchanged(lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
     lake.append("EmailEvents", events([("old", at(1))]))
     before = _snapshot(lake)
-    monkeypatch.setattr(pl.DataFrame, "write_parquet", _fail_on_second(pl.DataFrame.write_parquet))
+    # Every parquet write (one per existing day, one batched write for new days) goes through sink_parquet.
+    monkeypatch.setattr(pl.LazyFrame, "sink_parquet", _fail_on_second(pl.LazyFrame.sink_parquet))
     with pytest.raises(StorageError, match="No space left on device.*rolled back"):
         lake.append("EmailEvents", _three_day_append())
     monkeypatch.undo()
     assert _snapshot(lake) == before
-    assert list(lake.root.rglob(".tmp-*")) == []
+    assert list(lake.root.rglob(".tmp-*")) == [] and list(lake.root.rglob(".trash-*")) == []
     assert sorted(p.name for p in (lake.root / "EmailEvents").iterdir()) == [".lock", "day=2024-05-01"]
     assert lake.append("EmailEvents", _three_day_append()).rows_written == 3  # still usable
 

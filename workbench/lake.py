@@ -367,20 +367,39 @@ class Lake:
             placed: list[Path] = []
             created: list[Path] = []
             rows_written = 0
+            fresh: list[tuple[date, pl.DataFrame]] = []  # days with no folder yet: one batched write
+            batch = folder / f"{_TRASH}batch-{uuid.uuid4().hex[:8]}"
             try:
                 for (d,), part in sorted(groups.items(), key=lambda kv: kv[0]):
                     target = folder / f"{_DAY}{d.isoformat()}"
-                    if target.is_dir():
-                        self._sweep(target)
-                        existing = _parts(target)
-                        if existing:
-                            keys = _scan(existing, t).select(t.key).collect()
-                            part = part.join(keys, on=list(t.key), how="anti", maintain_order="left")
-                    else:
-                        target.mkdir()
-                        created.append(target)
+                    if not target.is_dir():
+                        fresh.append((d, part))
+                        continue
+                    self._sweep(target)
+                    existing = _parts(target)
+                    if existing:
+                        keys = _scan(existing, t).select(t.key).collect()
+                        part = part.join(keys, on=list(t.key), how="anti", maintain_order="left")
                     if part.height:
                         written.append((_write_sorted(part, target, t.time_column), target / _new_name(_PART)))
+                        rows_written += part.height
+                if len(fresh) == 1:
+                    d, part = fresh[0]
+                    target = folder / f"{_DAY}{d.isoformat()}"
+                    target.mkdir()
+                    created.append(target)
+                    written.append((_write_sorted(part, target, t.time_column), target / _new_name(_PART)))
+                    rows_written += part.height
+                elif fresh:  # many new days (an import of old mail): one partitioned write
+                    combined = pl.concat([p.with_columns(pl.lit(d).alias("__day")) for d, p in fresh])
+                    combined.sort(t.time_column, maintain_order=True).lazy().sink_parquet(
+                        pl.PartitionBy(batch, key="__day", include_key=False), compression="zstd", mkdir=True)
+                    for d, part in fresh:
+                        target = folder / f"{_DAY}{d.isoformat()}"
+                        target.mkdir()
+                        created.append(target)
+                        for produced in sorted((batch / f"__day={d.isoformat()}").glob("*.parquet")):
+                            written.append((produced, target / _new_name(_PART)))
                         rows_written += part.height
                 for tmp, final in written:
                     os.replace(tmp, final)
@@ -391,6 +410,8 @@ class Lake:
                 for target in created:
                     shutil.rmtree(target, ignore_errors=True)
                 raise
+            finally:
+                shutil.rmtree(batch, ignore_errors=True)
         return AppendResult(t.name, rows_in, rows_written, tuple(placed))
 
     def _targets(self, table: str | Table | None) -> list[Table]:

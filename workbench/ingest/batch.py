@@ -26,7 +26,7 @@ from workbench.lake import Lake
 from workbench.mail.embedded import EmbeddedMailStore
 from workbench.tenant import Tenant
 
-CHUNK = 500
+CHUNK = 5000
 EMAIL_TABLES = ("EmailEvents", "EmailAttachmentInfo", "EmailUrlInfo")
 
 
@@ -78,7 +78,7 @@ def ingest(tenant: Tenant, items: Iterable[RawItem], *, org_domains: tuple[str, 
     lake = Lake.for_tenant(tenant)
     store = EmbeddedMailStore.for_tenant(tenant)
     pending: dict[str, list[dict]] = {t: [] for t in EMAIL_TABLES}
-    raw_rows: list[tuple[str, str, bytes, str]] = []
+    raw_rows: list[tuple[str, str, bytes, bytes]] = []  # body bytes until flush stores them
     placements: list[tuple[str, str, str]] = []
 
     def flush() -> None:
@@ -89,7 +89,8 @@ def ingest(tenant: Tenant, items: Iterable[RawItem], *, org_domains: tuple[str, 
                 summary.duplicates += result.rows_skipped
                 rows.clear()
         if raw_rows:
-            store.put_messages(raw_rows)
+            ids = store.put_bodies([body for *_, body in raw_rows])
+            store.put_messages((nmid, received, head, bid) for (nmid, received, head, _), bid in zip(raw_rows, ids))
             raw_rows.clear()
         if placements:
             store.place(placements)
@@ -108,7 +109,7 @@ def ingest(tenant: Tenant, items: Iterable[RawItem], *, org_domains: tuple[str, 
                 rows = message_rows(message, org_domains=org_domains, location=item.location)
                 head, body = _split(message.raw)
                 received = (message.date.isoformat() if message.date else "1970-01-01T00:00:00+00:00")
-                raw_rows.append((message.network_message_id, received, head, store.put_body(body)))
+                raw_rows.append((message.network_message_id, received, head, body))
             except ParseError as exc:
                 summary.rejected.append((item.source, str(exc)))
                 dead_letter(tenant, item, str(exc))

@@ -13,7 +13,6 @@ import io
 import re
 import zipfile
 import zlib
-from html.parser import HTMLParser
 
 MAX_URL = 2048
 MAX_URLS = 500  # per part: a message with more is a list, not a lure
@@ -56,42 +55,38 @@ def text_urls(text: str) -> list[str]:
     return _unique(m.group(0) for m in _TEXT_URL.finditer(text or ""))
 
 
-class _Links(HTMLParser):
-    ATTRS = {"a": "href", "area": "href", "img": "src", "iframe": "src", "frame": "src", "script": "src",
-             "embed": "src", "form": "action", "link": "href", "base": "href", "object": "data"}
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.urls: list[str] = []
-        self.text: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        values = dict(attrs)
-        wanted = self.ATTRS.get(tag)
-        if wanted and values.get(wanted):
-            self.urls.append(values[wanted] or "")
-        if tag == "button" and values.get("formaction"):
-            self.urls.append(values["formaction"] or "")
-        if tag == "meta" and (values.get("http-equiv") or "").lower() == "refresh":
-            match = _REFRESH.search(values.get("content") or "")
-            if match:
-                self.urls.append(match.group(1))
-
-    def handle_data(self, data: str) -> None:
-        if len(self.text) < 10_000:
-            self.text.append(data)
+_TAG_ATTRS = {"a": "href", "area": "href", "img": "src", "iframe": "src", "frame": "src", "script": "src",
+              "embed": "src", "form": "action", "link": "href", "base": "href", "object": "data",
+              "button": "formaction"}
+_SELECTOR = ", ".join(f"{tag}[{attr}]" for tag, attr in _TAG_ATTRS.items()) + ", meta[http-equiv]"
 
 
 def html_parts(html: str) -> tuple[list[str], str]:
-    """(URLs from tags and visible text, visible text) of an HTML document; never raises."""
-    parser = _Links()
+    """(URLs from tags and visible text, visible text) of an HTML document; never raises.
+
+    Parsed with lexbor (selectolax), an HTML5 parser that copes with any input.
+    """
+    from selectolax.lexbor import LexborHTMLParser
+
     try:
-        parser.feed(html or "")
-        parser.close()
-    except Exception:  # noqa: BLE001 - HTMLParser on hostile input: keep what was read
-        pass
-    text = " ".join(parser.text)
-    return _unique(parser.urls + text_urls(text)), text
+        tree = LexborHTMLParser(html or "")
+        urls = []
+        for node in tree.css(_SELECTOR):
+            attrs = node.attributes
+            if node.tag == "meta":
+                if (attrs.get("http-equiv") or "").lower() == "refresh":
+                    match = _REFRESH.search(attrs.get("content") or "")
+                    if match:
+                        urls.append(match.group(1))
+            elif attrs.get(_TAG_ATTRS[node.tag]):
+                urls.append(attrs[_TAG_ATTRS[node.tag]] or "")
+        for node in tree.css("script, style"):
+            node.decompose()
+        root = tree.body or tree.root
+        text = root.text(separator=" ") if root is not None else ""
+    except Exception:  # noqa: BLE001 - hostile markup: keep nothing rather than stop the batch
+        return [], ""
+    return _unique(urls + text_urls(text)), text
 
 
 def html_urls(html: str) -> list[str]:

@@ -276,7 +276,7 @@ def _parse(raw: bytes, *, follow_reported: bool, language: bool) -> ParsedMessag
         [decode(v) for v in msg.get_all("Authentication-Results", []) + msg.get_all("ARC-Authentication-Results", [])],
         [decode(v) for v in msg.get_all("Received-SPF", [])],
     )
-    body_for_language = (subject + "\n" + (text or html_text))[:3000]
+    body_for_language = (subject + "\n" + (text or html_text))[:1000]
     return ParsedMessage(
         network_message_id=network_message_id(msg, raw),
         internet_message_id=(decode(msg.get("Message-ID")).strip() or None),

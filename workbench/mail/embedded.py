@@ -112,12 +112,17 @@ class EmbeddedMailStore:
 
     def put_body(self, body: bytes) -> str:
         """Store a body once; return its id."""
-        bid = body_id(body)
+        return self.put_bodies([body])[0]
+
+    def put_bodies(self, bodies: list[bytes]) -> list[str]:
+        """Store bodies (each once, in one transaction); return their ids in order."""
+        ids = [body_id(b) for b in bodies]
         with self._db:
-            self._db.execute(
-                "INSERT OR IGNORE INTO bodies (body_id, data) VALUES (?, ?)", (bid, zlib.compress(body, 9))
+            self._db.executemany(
+                "INSERT OR IGNORE INTO bodies (body_id, data) VALUES (?, ?)",
+                ((bid, zlib.compress(b, 6)) for bid, b in dict(zip(ids, bodies)).items()),
             )
-        return bid
+        return ids
 
     def _body_rowids(self, body_ids: set[str]) -> dict[str, int]:
         rows = self._db.execute(

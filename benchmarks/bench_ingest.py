@@ -1,0 +1,106 @@
+"""Ingest benchmark: messages per second on the external mail corpus, against stdlib parsing.
+
+Cases (same files, read into memory first; one process, one core):
+
+- ``stdlib_email`` (baseline): ``email.message_from_bytes(raw, policy=email.policy.default)``
+  and a walk over every part with ``get_content()`` — plain parsing, nothing extracted;
+- ``workbench_parse``: :func:`workbench.ingest.message.parse` (addresses, chain, auth, URLs,
+  attachment facts, language);
+- ``workbench_ingest``: the whole batch into a fresh tenant (parse, rows, lake appends,
+  raw mail store).
+
+Run from the project root::
+
+    .venv/bin/python -m benchmarks.bench_ingest [--corpus ../shared/data/external/emails] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import email
+import email.policy
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from benchmarks.harness import RESULTS_DIR, Case, run
+
+DEFAULT_CORPUS = Path(__file__).resolve().parents[2] / "shared" / "data" / "external" / "emails"
+
+
+def load(corpus: Path) -> list[bytes]:
+    if not corpus.is_dir():
+        raise SystemExit(f"error: corpus folder {corpus} not found; pass --corpus PATH to a folder of messages")
+    return [p.read_bytes() for p in sorted(corpus.rglob("*")) if p.is_file() and p.suffix not in (".md", ".csv")]
+
+
+def stdlib(messages: list[bytes]) -> dict[str, Any]:
+    parts = 0
+    for raw in messages:
+        msg = email.message_from_bytes(raw, policy=email.policy.default)
+        for part in msg.walk():
+            if not part.is_multipart():
+                try:
+                    part.get_content()
+                except (LookupError, ValueError, KeyError, AttributeError, AssertionError):
+                    pass
+                parts += 1
+    return {"messages": len(messages), "parts": parts}
+
+
+def main(argv: Sequence[str] | None = None, *, results_dir: Path | None = RESULTS_DIR) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args(argv)
+    messages = load(args.corpus)
+
+    from workbench.ingest.batch import ingest
+    from workbench.ingest.message import ParseError, detect_language, parse
+    from workbench.ingest.sources import RawItem
+    from workbench.tenant import ensure
+
+    detect_language("warm up the language model once, outside the timings")
+
+    def parse_all() -> dict[str, Any]:
+        ok = 0
+        for raw in messages:
+            try:
+                parse(raw)
+                ok += 1
+            except ParseError:
+                pass
+        return {"messages": ok}
+
+    def ingest_all() -> dict[str, Any]:
+        home = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
+        try:
+            tenant = ensure("bench", base=home)
+            summary = ingest(tenant, [RawItem(str(i), raw) for i, raw in enumerate(messages)])
+            return {"messages": summary.messages, "rejected": len(summary.rejected)}
+        finally:
+            shutil.rmtree(home, ignore_errors=True)
+
+    report = run(
+        "ingest",
+        [
+            Case("stdlib_email", lambda: stdlib(messages), baseline=True, description="email.message_from_bytes + walk"),
+            Case("workbench_parse", parse_all, description="workbench.ingest.message.parse"),
+            Case("workbench_ingest", ingest_all, description="parse + rows + lake + mail store"),
+        ],
+        repeat=args.repeat,
+        warmup=1,
+        params={"corpus": str(args.corpus), "messages": len(messages)},
+        results_dir=results_dir,
+    )
+    for case in report["cases"]:
+        rate = len(messages) / case["median"]
+        case["extra"]["msgs_per_s"] = rate
+        print(f"{case['name']:<18} {rate:8.0f} messages/s  (x{case['ratio']:.2f} the stdlib time)")
+    return report
+
+
+if __name__ == "__main__":
+    main()
