@@ -270,6 +270,29 @@ def ingest_message_trace(paths: tuple[Path, ...], home: Path | None, tenant_name
     click.echo(ingest_records(tenant, records(paths)).render())
 
 
+# --------------------------------------------------------------------------- detect
+
+
+@main.group()
+def detect() -> None:
+    """Explainable verdicts: analyzers, rules, evaluation on labelled mail."""
+
+
+@detect.command("evaluate")
+@click.argument("path", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--labels", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
+              help="CSV with path,label columns (labels: phishing, malware, spam, ham); paths relative to PATH.")
+@friendly_errors
+def detect_evaluate(path: Path, labels: Path) -> None:
+    """Recall and precision per source folder, and the false-positive rate on ham."""
+    import polars as pl
+
+    from workbench.detect.evaluation import run, table
+
+    with pl.Config(tbl_cols=20, tbl_width_chars=200, tbl_hide_dataframe_shape=True):
+        click.echo(table(run(path, labels, progress=True)))
+
+
 # --------------------------------------------------------------------------- lake
 
 

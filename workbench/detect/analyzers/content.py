@@ -1,0 +1,89 @@
+"""What the message says: credential, urgency, payment and delivery themes, spam terms,
+bulk mail markers (gives the bulk complaint level)."""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+
+import yaml
+
+from workbench.detect.reference import DATA
+from workbench.detect.evidence import Context, Evidence, analyzer
+from workbench.ingest.message import ParsedMessage
+
+
+@cache
+def _patterns() -> dict[str, re.Pattern]:
+    themes = yaml.safe_load((DATA / "phrases.yaml").read_text())
+    return {theme: re.compile(r"(?<!\w)(" + "|".join(re.escape(p) for p in sorted(phrases, key=len, reverse=True)) + r")(?!\w)",
+                              re.IGNORECASE) for theme, phrases in themes.items()}
+
+
+def text_of(m: ParsedMessage) -> str:
+    from workbench.ingest.links import html_parts
+
+    body = m.text if m.text.strip() else (html_parts(m.html)[1] if m.html else "")
+    return f"{m.subject}\n{body[:20_000]}"
+
+
+@analyzer("content")
+def themes(m: ParsedMessage, ctx: Context) -> list[Evidence]:
+    text = text_of(m)
+    out = []
+    for theme, pattern in _patterns().items():
+        hits = sorted({h.lower() for h in pattern.findall(text)})
+        if theme == "spam":
+            if len(hits) >= 2:
+                out.append(Evidence("content", "content.spam_terms", f"spam terms: {', '.join(hits[:6])}"))
+        elif hits:
+            out.append(Evidence("content", f"content.{theme}", f"{theme} wording: {', '.join(hits[:5])}"))
+    if obfuscated := _obfuscation(f"{m.from_display} {m.subject}") or _obfuscation(text[:5000], invisible=False):
+        out.append(Evidence("content", "content.obfuscated_text", obfuscated))
+    subject = m.subject.strip()
+    letters = [c for c in subject if c.isalpha()]
+    if (len(letters) >= 12 and sum(c.isupper() for c in letters) > 0.7 * len(letters)) or "!!!" in subject or "$$$" in subject:
+        out.append(Evidence("content", "content.shouting", f"subject shouts: {subject[:80]!r}"))
+    headers = {k.lower() for k, _ in m.headers}
+    bulk = [h for h in ("list-unsubscribe", "list-id", "precedence", "x-campaign", "x-mailer-recptid", "feedback-id") if h in headers]
+    if any(v.lower() in ("bulk", "list", "junk") for v in m.header("Precedence")) or len(bulk) >= 2:
+        out.append(Evidence("content", "content.bulk", f"bulk mail headers: {', '.join(bulk)}"))
+    return out
+
+
+def bulk_complaint_level(evidence: list[Evidence]) -> int:
+    """0 for person-to-person mail; 4–7 for bulk, higher when it also reads as spam."""
+    signals = {e.signal for e in evidence}
+    if "content.bulk" not in signals:
+        return 0
+    return 7 if "content.spam_terms" in signals else 4
+
+
+_INVISIBLE = re.compile("[\u00ad\u200b-\u200f\u2060-\u2064\ufeff\U000e0000-\U000e007f]")
+_WORDS = re.compile(r"\w+", re.UNICODE)
+
+
+def _obfuscation(text: str, *, invisible: bool = True) -> str | None:
+    """Words written with letters of two scripts (Latin with Cyrillic/Greek look-alikes), or
+    letters split by invisible characters: tricks to slip past keyword filters."""
+    if invisible:
+        for match in re.finditer(r"\w([\u00ad\u200b-\u200f\u2060-\u2064\ufeff\U000e0000-\U000e007f]+)\w", text):
+            return f"invisible characters inside a word: {match.group(0).encode('unicode_escape').decode()[:60]}"
+    for word in _WORDS.findall(text):
+        if len(word) < 3 or word.isascii():
+            continue
+        scripts = {_script(c) for c in word if c.isalpha()}
+        if "latin" in scripts and scripts & {"cyrillic", "greek"}:
+            return f"mixed-script word {word!r} (Latin with {', '.join(sorted(scripts - {'latin'}))} letters)"
+    return None
+
+
+def _script(ch: str) -> str:
+    code = ord(ch)
+    if code < 0x250 or 0x1E00 <= code <= 0x1EFF:
+        return "latin"
+    if 0x370 <= code <= 0x3FF:
+        return "greek"
+    if 0x400 <= code <= 0x52F:
+        return "cyrillic"
+    return "other"

@@ -1,0 +1,64 @@
+"""Link features: raw IP hosts, shorteners, free hosting and file sharing, risky TLDs,
+credential forms, link text that shows another domain."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from urllib.parse import urlsplit
+
+from workbench.detect import reference
+from workbench.detect.evidence import Context, Evidence, analyzer
+from workbench.ingest.message import ParsedMessage
+
+_PASSWORD = re.compile(r"<input[^>]+type\s*=\s*[\"']?password", re.IGNORECASE)
+_ANCHOR = re.compile(r"<a\s[^>]*href\s*=\s*[\"']([^\"']+)[\"'][^>]*>(.*?)</a>", re.IGNORECASE | re.DOTALL)
+_SHOWN_URL = re.compile(r"(?:https?://|www\.)([a-z0-9.-]+\.[a-z]{2,})", re.IGNORECASE)
+
+
+def _host(url: str) -> str | None:
+    try:
+        return (urlsplit(url).hostname or "").lower() or None
+    except ValueError:
+        return None
+
+
+@analyzer("url")
+def link_features(m: ParsedMessage, ctx: Context) -> list[Evidence]:
+    out = []
+    lists = reference.hosting()
+    flagged: set[str] = set()
+
+    def add(signal: str, detail: str) -> None:
+        if signal not in flagged:
+            flagged.add(signal)
+            out.append(Evidence("url", signal, detail))
+
+    for u in m.urls:
+        host = _host(u.url)
+        if not host or ctx.is_org(host):
+            continue
+        try:
+            ipaddress.ip_address(host.strip("[]"))
+            add("url.ip_host", f"link to a raw IP address: {u.url[:120]}")
+        except ValueError:
+            pass
+        if reference.in_list(host, lists["shorteners"]):
+            add("url.shortener", f"shortened link hides its target: {u.url[:120]}")
+        if reference.in_list(host, lists["free_hosting"]):
+            add("url.free_hosting", f"link to a free hosting or form service: {host}")
+        if reference.in_list(host, lists["file_sharing"]):
+            add("url.file_sharing", f"link to a file-sharing service: {host}")
+        suffix = reference.split(host)[2].rsplit(".", 1)[-1]
+        if suffix in lists["suspicious_tlds"] and not reference.in_list(host, ctx.allow_domains):
+            add("url.suspicious_tld", f"link to a .{suffix} domain: {host}")
+        if u.url.lower().startswith("http://") and u.location != "Attachment":
+            add("url.plain_http", f"unencrypted link: {u.url[:120]}")
+    if _PASSWORD.search(m.html or ""):
+        add("url.credential_form", "the message body contains a password field")
+    for href, text in _ANCHOR.findall((m.html or "")[:300_000]):
+        shown = _SHOWN_URL.search(re.sub(r"<[^>]+>", " ", text))
+        target = _host(href)
+        if shown and target and reference.registrable(shown.group(1).lower()) != reference.registrable(target):
+            add("url.text_mismatch", f"link text shows {shown.group(1)} but goes to {target}")
+    return out

@@ -1,0 +1,62 @@
+"""What analyzers report and what they may consult.
+
+An analyzer looks at one :class:`~workbench.ingest.message.ParsedMessage` with a
+:class:`Context` and returns :class:`Evidence`: a named signal (``url.lookalike_domain``)
+with the fact that raised it (which header, URL, file or indicator). Rules
+(:mod:`workbench.detect.rules`) combine signals into verdicts, so every verdict can be
+traced back to its evidence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from workbench.ingest.message import ParsedMessage
+
+
+@dataclass(frozen=True)
+class Evidence:
+    analyzer: str
+    signal: str
+    detail: str
+    weight: float = 1.0
+
+    def to_dict(self) -> dict:
+        return {"analyzer": self.analyzer, "signal": self.signal, "detail": self.detail}
+
+
+@dataclass(frozen=True)
+class Person:
+    display_name: str
+    address: str
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the organisation knows when a message arrives."""
+
+    org_domains: tuple[str, ...] = ()
+    protected_people: tuple[Person, ...] = ()  # executives and priority accounts
+    bad_urls: frozenset[str] = frozenset()
+    bad_domains: frozenset[str] = frozenset()
+    bad_hashes: frozenset[str] = frozenset()
+    allow_domains: frozenset[str] = frozenset()  # well-known domains (warning lists): never "lookalike"
+    known_pairs: frozenset[tuple[str, str]] = field(default=frozenset())  # (sender, recipient) seen before
+
+    def is_org(self, domain: str | None) -> bool:
+        return bool(domain) and any(domain == d or domain.endswith("." + d) for d in self.org_domains)
+
+
+Analyzer = Callable[[ParsedMessage, Context], list[Evidence]]
+ANALYZERS: dict[str, Analyzer] = {}
+
+
+def analyzer(name: str) -> Callable[[Analyzer], Analyzer]:
+    """Register an analyzer under *name* (the prefix of the signals it emits)."""
+
+    def register(fn: Analyzer) -> Analyzer:
+        ANALYZERS[name] = fn
+        return fn
+
+    return register
