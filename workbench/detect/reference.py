@@ -21,6 +21,12 @@ def brands() -> dict[str, frozenset[str]]:
 
 
 @cache
+def brand_domains() -> frozenset[str]:
+    """Every domain any brand really uses."""
+    return frozenset().union(*brands().values())
+
+
+@cache
 def hosting() -> dict[str, frozenset[str]]:
     data = yaml.safe_load((DATA / "hosting.yaml").read_text())
     return {name: frozenset(values) for name, values in data.items()}
@@ -59,5 +65,5 @@ def in_list(host: str | None, names: frozenset[str]) -> bool:
     """True when *host* is one of *names* or a subdomain of one."""
     if not host:
         return False
-    host = host.lower().strip(".")
-    return any(host == n or host.endswith("." + n) for n in names)
+    labels = host.lower().strip(".").split(".")
+    return any(".".join(labels[i:]) in names for i in range(len(labels)))

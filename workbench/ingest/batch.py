@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 from workbench import schema
 from workbench.enums import Folder
+from workbench.detect import Context, Person, evaluate
 from workbench.ingest.message import ParseError, parse
 from workbench.ingest.rows import message_rows
 from workbench.ingest.sources import RawItem
@@ -60,6 +61,20 @@ def _split(raw: bytes) -> tuple[bytes, bytes]:
     return raw[:end], raw[end:]
 
 
+def tenant_context(tenant: Tenant, org_domains: tuple[str, ...] = ()) -> Context:
+    """What detection may know about the tenant: its domains and its protected people."""
+    import polars as pl
+
+    lake = Lake.for_tenant(tenant)
+    people = lake.scan("IdentityInfo", columns=["AccountDisplayName", "AccountUpn", "JobTitle", "Tags"]).filter(
+        pl.col("Tags").str.contains("Priority account") | pl.col("JobTitle").str.contains("(?i)chief|president|director|head of")
+    ).unique(["AccountUpn"]).collect()
+    return Context(
+        org_domains=org_domains,
+        protected_people=tuple(Person(n, u) for n, u in people.select("AccountDisplayName", "AccountUpn").iter_rows() if n),
+    )
+
+
 def dead_letter(tenant: Tenant, item: RawItem, reason: str) -> None:
     folder = tenant.root / "dead-letter"
     folder.mkdir(parents=True, exist_ok=True)
@@ -71,8 +86,10 @@ def dead_letter(tenant: Tenant, item: RawItem, reason: str) -> None:
 
 
 def ingest(tenant: Tenant, items: Iterable[RawItem], *, org_domains: tuple[str, ...] = (),
-           progress: bool = False, total: int | None = None) -> IngestSummary:
-    """Parse, store and append every item; see the module docstring."""
+           progress: bool = False, total: int | None = None, context: Context | None = None,
+           detect: bool = True) -> IngestSummary:
+    """Parse, judge, store and append every item; see the module docstring."""
+    ctx = (context or tenant_context(tenant, org_domains)) if detect else None
     started = time.perf_counter()
     summary = IngestSummary()
     lake = Lake.for_tenant(tenant)
@@ -106,7 +123,8 @@ def ingest(tenant: Tenant, items: Iterable[RawItem], *, org_domains: tuple[str, 
                 continue
             try:
                 message = parse(item.data)
-                rows = message_rows(message, org_domains=org_domains, location=item.location)
+                verdict = evaluate(message, ctx) if ctx is not None else None
+                rows = message_rows(message, org_domains=org_domains, location=item.location, verdict=verdict)
                 head, body = _split(message.raw)
                 received = (message.date.isoformat() if message.date else "1970-01-01T00:00:00+00:00")
                 raw_rows.append((message.network_message_id, received, head, body))

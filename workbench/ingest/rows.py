@@ -7,10 +7,14 @@ from __future__ import annotations
 import ipaddress
 import json
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
 from workbench.enums import DeliveryAction, DeliveryLocation, EmailDirection
 from workbench.ingest import headers as hdr
 from workbench.ingest.message import ParsedMessage
+
+if TYPE_CHECKING:
+    from workbench.detect.verdict import Verdict
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
@@ -25,8 +29,9 @@ def direction(sender_domain: str | None, recipient_domains: list[str | None], or
     return EmailDirection.INBOUND.value
 
 
-def message_rows(m: ParsedMessage, *, org_domains: tuple[str, ...] = (), location: str | None = None) -> dict[str, list[dict]]:
-    """Rows for the three email tables; verdict columns are left to detection."""
+def message_rows(m: ParsedMessage, *, org_domains: tuple[str, ...] = (), location: str | None = None,
+                 verdict: "Verdict | None" = None) -> dict[str, list[dict]]:
+    """Rows for the three email tables, with the verdict's columns and explanation when given."""
     when = m.date or EPOCH
     ip = m.sender_ip(org_domains)
     v6 = ip is not None and isinstance(ipaddress.ip_address(ip), ipaddress.IPv6Address)
@@ -37,6 +42,7 @@ def message_rows(m: ParsedMessage, *, org_domains: tuple[str, ...] = (), locatio
         "ReportedBy": m.reported_by,
         "DateMissing": True if m.date is None else None,
         "ParserNotes": list(m.defects) or None,
+        "Explanation": list(verdict.explanation) if verdict and verdict.explanation else None,
     }.items() if v}
     common = dict(
         Timestamp=when, NetworkMessageId=m.network_message_id, InternetMessageId=m.internet_message_id,
@@ -48,8 +54,17 @@ def message_rows(m: ParsedMessage, *, org_domains: tuple[str, ...] = (), locatio
         LatestDeliveryLocation=location or DeliveryLocation.UNKNOWN.value,
         AuthenticationDetails=json.dumps(m.auth, separators=(",", ":")),
         AttachmentCount=len(m.attachments), UrlCount=len(m.urls), EmailLanguage=m.language, EmailSize=m.size,
+        ThreatTypes=verdict.threat_types_text if verdict else None,
+        DetectionMethods=verdict.detection_methods_text if verdict else None,
+        ConfidenceLevel=verdict.confidence_text if verdict else None,
+        BulkComplaintLevel=verdict.bulk_complaint_level if verdict else None,
+        ThreatClassification=verdict.classification if verdict else None,
         AdditionalFields=json.dumps(extra, sort_keys=True) if extra else None,
     )
+    bad_files = {
+        f.file_name for top in m.attachments for f in top.walk()
+        if verdict and any(e.analyzer in ("attachment", "intel") and f.file_name in e.detail for e in verdict.evidence)
+    }
     events, attachments = [], []
     for rcpt in recipients:
         rid = f"{m.network_message_id}:{rcpt or ''}"
@@ -59,6 +74,7 @@ def message_rows(m: ParsedMessage, *, org_domains: tuple[str, ...] = (), locatio
                 Timestamp=when, NetworkMessageId=m.network_message_id, SenderFromAddress=m.from_address,
                 SenderDisplayName=m.from_display or None, RecipientEmailAddress=rcpt, FileName=a.file_name,
                 FileType=a.true_type, SHA256=a.sha256 or None, FileSize=a.size, ReportId=f"{rid}:a{i}",
+                ThreatTypes="Malware" if any(f.file_name in bad_files for f in a.walk()) else None,
             ))
     urls = [dict(Timestamp=when, NetworkMessageId=m.network_message_id, Url=u.url, UrlDomain=_host(u.url),
                  UrlLocation=u.location, ReportId=f"{m.network_message_id}:u{i}") for i, u in enumerate(m.urls)]

@@ -13,11 +13,34 @@ from workbench.detect.evidence import Context, Evidence, analyzer
 from workbench.ingest.message import ParsedMessage
 
 
+_TOKEN = re.compile(r"[^\W_]+(?:['’][^\W_]+)?|[$%]")
+
+
 @cache
-def _patterns() -> dict[str, re.Pattern]:
+def _phrases() -> dict[str, dict[str, list[tuple[str, ...]]]]:
+    """Per theme: first word → the phrases (as word tuples) that start with it."""
     themes = yaml.safe_load((DATA / "phrases.yaml").read_text())
-    return {theme: re.compile(r"(?<!\w)(" + "|".join(re.escape(p) for p in sorted(phrases, key=len, reverse=True)) + r")(?!\w)",
-                              re.IGNORECASE) for theme, phrases in themes.items()}
+    index: dict[str, dict[str, list[tuple[str, ...]]]] = {}
+    for theme, phrases in themes.items():
+        by_first: dict[str, list[tuple[str, ...]]] = {}
+        for phrase in phrases:
+            words = tuple(_TOKEN.findall(str(phrase).lower()))
+            if words:
+                by_first.setdefault(words[0], []).append(words)
+        index[theme] = by_first
+    return index
+
+
+def phrase_hits(text: str) -> dict[str, set[str]]:
+    """Theme → the phrases found in *text* (whole words, case-insensitive)."""
+    tokens = _TOKEN.findall(text.lower())
+    hits: dict[str, set[str]] = {}
+    for theme, by_first in _phrases().items():
+        for i, token in enumerate(tokens):
+            for words in by_first.get(token, ()):
+                if tuple(tokens[i:i + len(words)]) == words:
+                    hits.setdefault(theme, set()).add(" ".join(words))
+    return hits
 
 
 def text_of(m: ParsedMessage) -> str:
@@ -31,8 +54,9 @@ def text_of(m: ParsedMessage) -> str:
 def themes(m: ParsedMessage, ctx: Context) -> list[Evidence]:
     text = text_of(m)
     out = []
-    for theme, pattern in _patterns().items():
-        hits = sorted({h.lower() for h in pattern.findall(text)})
+    found = phrase_hits(text)
+    for theme in _phrases():
+        hits = sorted(found.get(theme, ()))
         if theme == "spam":
             if len(hits) >= 2:
                 out.append(Evidence("content", "content.spam_terms", f"spam terms: {', '.join(hits[:6])}"))

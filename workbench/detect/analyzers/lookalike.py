@@ -55,9 +55,8 @@ def resemblance(host: str, ctx: Context) -> str | None:
         if len(org_label) >= 5 and (skel == skeleton(org_label) or Levenshtein.distance(label, org_label) == 1
                                     or (org_label in label and len(label) > len(org_label))):
             return f"the organisation's domain {org}"
-    for brand, domains in reference.brands().items():
-        if reference.in_list(host, domains) or (domains and registrable in domains):
-            return None
+    if reference.in_list(host, reference.brand_domains()):
+        return None
     for brand, domains in reference.brands().items():
         if len(brand) < 4 or not domains:
             continue
