@@ -282,15 +282,20 @@ def detect() -> None:
 @click.argument("path", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--labels", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
               help="CSV with path,label columns (labels: phishing, malware, spam, ham); paths relative to PATH.")
+@click.option("--intel", multiple=True, type=click.Path(exists=True, path_type=Path),
+              help="Indicator files or folders (STIX, MISP events and warning lists, blocklists); repeatable.")
 @friendly_errors
-def detect_evaluate(path: Path, labels: Path) -> None:
+def detect_evaluate(path: Path, labels: Path, intel: tuple[Path, ...]) -> None:
     """Recall and precision per source folder, and the false-positive rate on ham."""
     import polars as pl
 
+    from workbench.detect import Context
     from workbench.detect.evaluation import run, table
+    from workbench.intel.feeds import read_all, with_indicators
 
+    ctx = with_indicators(Context(), read_all(intel)) if intel else Context()
     with pl.Config(tbl_cols=20, tbl_width_chars=200, tbl_hide_dataframe_shape=True):
-        click.echo(table(run(path, labels, progress=True)))
+        click.echo(table(run(path, labels, ctx, progress=True)))
 
 
 # --------------------------------------------------------------------------- lake

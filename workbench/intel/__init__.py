@@ -1,0 +1,1 @@
+"""Threat intelligence: indicators from feeds (STIX, MISP, blocklists) and allow-lists."""
