@@ -97,8 +97,11 @@ def decode(value: str | None) -> str:
     """A header value with RFC 2047 words decoded; undecodable input is kept as is."""
     if value is None:
         return ""
+    value = str(value)
+    if "=?" not in value:  # no encoded words: nothing to decode (most headers)
+        return _valid(value)
     try:
-        text = str(make_header(decode_header(str(value))))
+        text = str(make_header(decode_header(value)))
     except (LookupError, UnicodeError, ValueError, TypeError, AssertionError, email.errors.MessageError):
         text = str(value)
     return _valid(text)
@@ -276,7 +279,7 @@ def _parse(raw: bytes, *, follow_reported: bool, language: bool) -> ParsedMessag
         [decode(v) for v in msg.get_all("Authentication-Results", []) + msg.get_all("ARC-Authentication-Results", [])],
         [decode(v) for v in msg.get_all("Received-SPF", [])],
     )
-    body_for_language = (subject + "\n" + (text or html_text))[:1000]
+    body_for_language = (subject + "\n" + (text or html_text))[:500]
     return ParsedMessage(
         network_message_id=network_message_id(msg, raw),
         internet_message_id=(decode(msg.get("Message-ID")).strip() or None),

@@ -17,29 +17,32 @@ _TOKEN = re.compile(r"[^\W_]+(?:['’][^\W_]+)?|[$%]")
 
 
 @cache
-def _phrases() -> dict[str, dict[str, list[tuple[str, ...]]]]:
-    """Per theme: first word → the phrases (as word tuples) that start with it."""
+def _phrases() -> dict[str, list[tuple[str, tuple[str, ...]]]]:
+    """First word → the (theme, phrase words) that start with it, over every theme."""
     themes = yaml.safe_load((DATA / "phrases.yaml").read_text())
-    index: dict[str, dict[str, list[tuple[str, ...]]]] = {}
+    index: dict[str, list[tuple[str, tuple[str, ...]]]] = {}
     for theme, phrases in themes.items():
-        by_first: dict[str, list[tuple[str, ...]]] = {}
         for phrase in phrases:
             words = tuple(_TOKEN.findall(str(phrase).lower()))
             if words:
-                by_first.setdefault(words[0], []).append(words)
-        index[theme] = by_first
+                index.setdefault(words[0], []).append((theme, words))
     return index
 
 
+@cache
+def _themes() -> tuple[str, ...]:
+    return tuple(yaml.safe_load((DATA / "phrases.yaml").read_text()))
+
+
 def phrase_hits(text: str) -> dict[str, set[str]]:
-    """Theme → the phrases found in *text* (whole words, case-insensitive)."""
+    """Theme → the phrases found in *text* (whole words, case-insensitive), in one pass."""
     tokens = _TOKEN.findall(text.lower())
+    index = _phrases()
     hits: dict[str, set[str]] = {}
-    for theme, by_first in _phrases().items():
-        for i, token in enumerate(tokens):
-            for words in by_first.get(token, ()):
-                if tuple(tokens[i:i + len(words)]) == words:
-                    hits.setdefault(theme, set()).add(" ".join(words))
+    for i, token in enumerate(tokens):
+        for theme, words in index.get(token, ()):
+            if len(words) == 1 or tuple(tokens[i:i + len(words)]) == words:
+                hits.setdefault(theme, set()).add(" ".join(words))
     return hits
 
 
@@ -55,7 +58,7 @@ def themes(m: ParsedMessage, ctx: Context) -> list[Evidence]:
     text = text_of(m)
     out = []
     found = phrase_hits(text)
-    for theme in _phrases():
+    for theme in _themes():
         hits = sorted(found.get(theme, ()))
         if theme == "spam":
             if len(hits) >= 2:

@@ -55,6 +55,12 @@ def resemblance(host: str, ctx: Context) -> str | None:
         if len(org_label) >= 5 and (skel == skeleton(org_label) or Levenshtein.distance(label, org_label) == 1
                                     or (org_label in label and len(label) > len(org_label))):
             return f"the organisation's domain {org}"
+    return _brand_resemblance(host, label, skel)
+
+
+@cache
+def _brand_resemblance(host: str, label: str, skel: str) -> str | None:
+    """The brand part of :func:`resemblance` (independent of the organisation, so cached)."""
     if reference.in_list(host, reference.brand_domains()):
         return None
     for brand, domains in reference.brands().items():
