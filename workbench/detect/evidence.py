@@ -48,6 +48,20 @@ class Context:
         return bool(domain) and any(domain == d or domain.endswith("." + d) for d in self.org_domains)
 
 
+class Findings(list):
+    """Evidence of one analyzer, each signal at most once (the first fact that raised it)."""
+
+    def __init__(self, analyzer: str) -> None:
+        super().__init__()
+        self.analyzer = analyzer
+        self._seen: set[str] = set()
+
+    def add(self, signal: str, detail: str) -> None:
+        if signal not in self._seen:
+            self._seen.add(signal)
+            self.append(Evidence(self.analyzer, signal, detail))
+
+
 Analyzer = Callable[[ParsedMessage, Context], list[Evidence]]
 ANALYZERS: dict[str, Analyzer] = {}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from workbench.detect.evidence import Context, Evidence, analyzer
+from workbench.detect.evidence import Context, Evidence, Findings, analyzer
 from workbench.ingest.files import EXECUTABLE
 from workbench.ingest.message import ParsedMessage
 
@@ -19,13 +19,8 @@ _RISKY = EXECUTABLE | _DISK | {"zip", "rar", "7z", "gz", "html", "htm", "ole", "
 
 @analyzer("attachment")
 def attachment_features(m: ParsedMessage, ctx: Context) -> list[Evidence]:
-    out = []
-    seen: set[str] = set()
-
-    def add(signal: str, detail: str) -> None:
-        if signal not in seen:
-            seen.add(signal)
-            out.append(Evidence("attachment", signal, detail))
+    out = Findings("attachment")
+    add = out.add
 
     for top in m.attachments:
         for f in top.walk():

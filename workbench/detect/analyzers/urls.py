@@ -8,7 +8,7 @@ import re
 from urllib.parse import urlsplit
 
 from workbench.detect import reference
-from workbench.detect.evidence import Context, Evidence, analyzer
+from workbench.detect.evidence import Context, Evidence, Findings, analyzer
 from workbench.ingest.message import ParsedMessage
 
 _PASSWORD = re.compile(r"<input[^>]+type\s*=\s*[\"']?password", re.IGNORECASE)
@@ -25,14 +25,9 @@ def _host(url: str) -> str | None:
 
 @analyzer("url")
 def link_features(m: ParsedMessage, ctx: Context) -> list[Evidence]:
-    out = []
+    out = Findings("url")
+    add = out.add
     lists = reference.hosting()
-    flagged: set[str] = set()
-
-    def add(signal: str, detail: str) -> None:
-        if signal not in flagged:
-            flagged.add(signal)
-            out.append(Evidence("url", signal, detail))
 
     for u in m.urls:
         host = _host(u.url)
