@@ -102,11 +102,11 @@ CASES = {
     "WB-PHISH-012": {"sender": "Members <club@offers-mail.test>", "subject": "Netflix: claim your reward"},
     "WB-PHISH-013": {"sender": "Rewards <r@lucky-draw.top>", "body": "You have been selected! Claim your prize today."},
     "WB-PHISH-014": {"body": "Your parcel delivery failed, pay the customs fee.", "headers": FAIL},
-    "WB-SPAM-001": {"body": "Cheap viagra and cialis from our pharmacy.", "headers": FAIL},
+    "WB-SPAM-001": {"body": "Cheap viagra and cialis from our online pharmacy at the lowest price.", "headers": FAIL},
     "WB-SPAM-002": {"headers": {"List-Unsubscribe": "<mailto:u@list.test>", "List-Id": "<deals.list.test>"},
-                    "body": "Limited time special offer, order now."},
-    "WB-SPAM-003": {"body": "Limited time special offer at http://deals.top/x, order now"},
-    "WB-SPAM-004": {"subject": "BUY NOW AT THE LOWEST PRICE EVER", "body": "Special offer, order now."},
+                    "body": "Limited time special offer, order now, lowest price."},
+    "WB-SPAM-003": {"body": "Limited time special offer at http://deals.top/x, order now at the best price"},
+    "WB-SPAM-004": {"subject": "BUY NOW AT THE LOWEST PRICE EVER", "body": "Special offer, order now, lowest price."},
 }
 
 

@@ -13,6 +13,7 @@ from workbench.detect.evidence import Context, Evidence, analyzer
 from workbench.ingest.message import ParsedMessage
 
 
+_MONEY = re.compile(r"[$€£]\s?\d[\d,.]*|\d[\d,.]*\s?(?:usd|eur|dollars|euros)\b|\d{2,3}\s?%", re.IGNORECASE)
 _TOKEN = re.compile(r"[^\W_]+(?:['’][^\W_]+)?|[$%]")
 
 
@@ -61,7 +62,7 @@ def themes(m: ParsedMessage, ctx: Context) -> list[Evidence]:
     for theme in _themes():
         hits = sorted(found.get(theme, ()))
         if theme == "spam":
-            if len(hits) >= 2:
+            if len(hits) >= 3:
                 out.append(Evidence("content", "content.spam_terms", f"spam terms: {', '.join(hits[:6])}"))
         elif hits:
             out.append(Evidence("content", f"content.{theme}", f"{theme} wording: {', '.join(hits[:5])}"))
@@ -71,6 +72,11 @@ def themes(m: ParsedMessage, ctx: Context) -> list[Evidence]:
     letters = [c for c in subject if c.isalpha()]
     if (len(letters) >= 12 and sum(c.isupper() for c in letters) > 0.7 * len(letters)) or "!!!" in subject or "$$$" in subject:
         out.append(Evidence("content", "content.shouting", f"subject shouts: {subject[:80]!r}"))
+    money = _MONEY.findall(text)
+    if len(money) >= 2:
+        out.append(Evidence("content", "content.money", f"money amounts: {', '.join(sorted(set(money))[:4])}"))
+    if m.html.strip() and not m.text.strip():
+        out.append(Evidence("content", "content.html_only", "HTML body without a plain-text part"))
     headers = {k.lower() for k, _ in m.headers}
     bulk = [h for h in ("list-unsubscribe", "list-id", "precedence", "x-campaign", "x-mailer-recptid", "feedback-id") if h in headers]
     if any(v.lower() in ("bulk", "list", "junk") for v in m.header("Precedence")) or len(bulk) >= 2:
