@@ -102,6 +102,8 @@ CASES = {
     "WB-PHISH-012": {"sender": "Members <club@offers-mail.test>", "subject": "Netflix: claim your reward"},
     "WB-PHISH-013": {"sender": "Rewards <r@lucky-draw.top>", "body": "You have been selected! Claim your prize today."},
     "WB-PHISH-014": {"body": "Your parcel delivery failed, pay the customs fee.", "headers": FAIL},
+    "WB-PHISH-015": {"headers": FAIL},
+    "WB-PHISH-016": {"sender": "Info <info@x7k2q9z4pw.top>", "body": "See https://bit.ly/abc"},
     "WB-SPAM-001": {"body": "Cheap viagra and cialis from our online pharmacy at the lowest price.", "headers": FAIL},
     "WB-SPAM-002": {"headers": {"List-Unsubscribe": "<mailto:u@list.test>", "List-Id": "<deals.list.test>"},
                     "body": "Limited time special offer, order now, lowest price."},
