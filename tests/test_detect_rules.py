@@ -57,7 +57,10 @@ def _message(**kw) -> bytes:
         msg[name] = value
     if kw.get("reply_to"):
         msg["Reply-To"] = kw["reply_to"]
-    msg.set_content(kw.get("body", "See you tomorrow."))
+    if kw.get("html"):
+        msg.set_content(kw["html"], subtype="html")
+    else:
+        msg.set_content(kw.get("body", "See you tomorrow."))
     for name, data in kw.get("files", {}).items():
         msg.add_attachment(data, maintype="application", subtype="octet-stream", filename=name)
     for att in kw.get("attachments", ()):
@@ -104,6 +107,7 @@ CASES = {
     "WB-PHISH-014": {"body": "Your parcel delivery failed, pay the customs fee.", "headers": FAIL},
     "WB-PHISH-015": {"headers": FAIL},
     "WB-PHISH-016": {"sender": "Info <info@x7k2q9z4pw.top>", "body": "See https://bit.ly/abc"},
+    "WB-PHISH-017": {"sender": "Club <club@gmail.com>", "html": '<p>Hello</p><span style="font-size:0px;">filler words</span>'},
     "WB-SPAM-001": {"body": "Cheap viagra and cialis from our online pharmacy at the lowest price.", "headers": FAIL},
     "WB-SPAM-002": {"headers": {"List-Unsubscribe": "<mailto:u@list.test>", "List-Id": "<deals.list.test>"},
                     "body": "Limited time special offer, order now, lowest price."},

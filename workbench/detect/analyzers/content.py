@@ -14,6 +14,8 @@ from workbench.ingest.message import ParsedMessage
 
 
 _MONEY = re.compile(r"[$€£]\s?\d[\d,.]*|\d[\d,.]*\s?(?:usd|eur|dollars|euros)\b|\d{2,3}\s?%", re.IGNORECASE)
+_IMG = re.compile(r"<img\b", re.IGNORECASE)
+_HIDDEN = re.compile(r"font-size\s*:\s*[01](?:\.\d+)?\s*(?:px|pt)?\s*[;\"']", re.IGNORECASE)
 _TOKEN = re.compile(r"[^\W_]+(?:['’][^\W_]+)?|[$%]")
 
 
@@ -77,6 +79,12 @@ def themes(m: ParsedMessage, ctx: Context) -> list[Evidence]:
         out.append(Evidence("content", "content.money", f"money amounts: {', '.join(sorted(set(money))[:4])}"))
     if m.html.strip() and not m.text.strip():
         out.append(Evidence("content", "content.html_only", "HTML body without a plain-text part"))
+        visible = len(" ".join(text.split()[1:]))  # without the subject line
+        images = len(_IMG.findall(m.html[:300_000]))
+        if images and visible < 120:
+            out.append(Evidence("content", "content.image_only", f"{images} image(s) and only {visible} characters of text"))
+    if _HIDDEN.search(m.html[:300_000]):
+        out.append(Evidence("content", "content.hidden_text", "text hidden with a zero or one-pixel font"))
     headers = {k.lower() for k, _ in m.headers}
     bulk = [h for h in ("list-unsubscribe", "list-id", "precedence", "x-campaign", "x-mailer-recptid", "feedback-id") if h in headers]
     if any(v.lower() in ("bulk", "list", "junk") for v in m.header("Precedence")) or len(bulk) >= 2:
