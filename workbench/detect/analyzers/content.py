@@ -100,7 +100,10 @@ def bulk_complaint_level(evidence: list[Evidence]) -> int:
     return 7 if "content.spam_terms" in signals else 4
 
 
-_INVISIBLE = re.compile("[\u00ad\u200b-\u200f\u2060-\u2064\ufeff\U000e0000-\U000e007f]")
+# Soft hyphen, zero-width and direction marks, word joiners, BOM, tag characters and
+# variation selectors: nothing a reader sees, everything a keyword filter trips on.
+_INVISIBLE_CHARS = "\u00ad\u200b-\u200f\u2060-\u2064\ufeff\ufe00-\ufe0f\U000e0000-\U000e007f\U000e0100-\U000e01ef"
+_INVISIBLE_IN_WORD = re.compile(f"\\w([{_INVISIBLE_CHARS}]+)\\w")
 _WORDS = re.compile(r"\w+", re.UNICODE)
 
 
@@ -108,7 +111,7 @@ def _obfuscation(text: str, *, invisible: bool = True) -> str | None:
     """Words written with letters of two scripts (Latin with Cyrillic/Greek look-alikes), or
     letters split by invisible characters: tricks to slip past keyword filters."""
     if invisible:
-        for match in re.finditer(r"\w([\u00ad\u200b-\u200f\u2060-\u2064\ufeff\U000e0000-\U000e007f]+)\w", text):
+        for match in _INVISIBLE_IN_WORD.finditer(text):
             return f"invisible characters inside a word: {match.group(0).encode('unicode_escape').decode()[:60]}"
     for word in _WORDS.findall(text):
         if len(word) < 3 or word.isascii():
