@@ -160,7 +160,13 @@ def test_batch_rows_raw_mail_and_dead_letters(tenant, tmp_path):
     events = lake.scan("EmailEvents").collect()
     assert events.height == 3 and set(events["EmailDirection"]) == {"Inbound"}
     assert events["SenderIPv4"].to_list() == ["52.100.7.7"] * 3
-    assert json.loads(events["AdditionalFields"][0])["ReplyTo"] == "collector@evil.test"
+    extra = json.loads(events["AdditionalFields"][0])
+    assert extra["ReplyTo"] == "collector@evil.test"
+    explanation = extra["Explanation"]  # every message carries its verdict and why
+    assert explanation["verdict"] == (events["ThreatTypes"][0] or "No threats found")
+    assert "content" in explanation["analyzers"] and (explanation["rules"] or explanation["other_signals"])
+    for rule in explanation["rules"]:
+        assert rule["evidence"] and rule["technology"] in json.loads(events["DetectionMethods"][0])[rule["threat"]]
     assert lake.scan("EmailAttachmentInfo").collect()["SHA256"].n_unique() == 1
     urls = lake.scan("EmailUrlInfo").collect()
     assert urls.filter(pl.col("UrlLocation") == "Attachment")["Url"].to_list() == ["https://pdf.test/doc"]
@@ -204,5 +210,9 @@ def test_external_corpus_ingests_without_rejections(tenant):
     summary = ingest(tenant, items)
     assert summary.items == len(items) >= 600
     assert summary.rejected == [] and summary.messages == len(items)
+    events = Lake.for_tenant(tenant).scan("EmailEvents", columns=["ThreatTypes", "AdditionalFields"]).collect()
+    verdicts = [json.loads(a)["Explanation"]["verdict"] for a in events["AdditionalFields"]]
+    assert len(verdicts) == events.height and all(verdicts)  # every message judged, with its explanation
+    assert events["ThreatTypes"].drop_nulls().len() > 100
     again = ingest(tenant, items)
     assert sum(again.rows.values()) == 0

@@ -43,7 +43,18 @@ class Verdict:
         return json.dumps(self.confidence, separators=(",", ":")) if self.confidence else None
 
     def explanation_json(self) -> str:
-        return json.dumps(list(self.explanation), separators=(",", ":"))
+        return json.dumps(self.explain(), separators=(",", ":"))
+
+    def explain(self) -> dict:
+        """The verdict in words and data: rules that fired with their evidence, and every other
+        signal seen (so a clean verdict also says what was checked and what was noticed)."""
+        used = {(e["analyzer"], e["signal"]) for rule in self.explanation for e in rule["evidence"]}
+        return {
+            "verdict": ", ".join(self.threat_types) or "No threats found",
+            "analyzers": sorted(ANALYZERS),
+            "rules": list(self.explanation),
+            "other_signals": [e.to_dict() for e in self.evidence if (e.analyzer, e.signal) not in used],
+        }
 
 
 def evaluate(message: ParsedMessage, ctx: Context, rules: tuple[Rule, ...] | None = None) -> Verdict:

@@ -42,7 +42,7 @@ def message_rows(m: ParsedMessage, *, org_domains: tuple[str, ...] = (), locatio
         "ReportedBy": m.reported_by,
         "DateMissing": True if m.date is None else None,
         "ParserNotes": list(m.defects) or None,
-        "Explanation": list(verdict.explanation) if verdict and verdict.explanation else None,
+        "Explanation": verdict.explain() if verdict else None,
     }.items() if v}
     common = dict(
         Timestamp=when, NetworkMessageId=m.network_message_id, InternetMessageId=m.internet_message_id,
