@@ -355,26 +355,28 @@ class Lake:
         rows_in = frame.height
         if not rows_in:
             return AppendResult(t.name, 0, 0)
-        frame = _first_per_key(frame, t.key)
-        days = frame[t.time_column].dt.date()
-        if days.min() == days.max():  # the usual case: no split needed
-            groups = {(days.min(),): frame}
-        else:
-            groups = frame.with_columns(days.alias("__day")).partition_by("__day", as_dict=True, include_key=False)
+        frame = _first_per_key(frame, t.key).with_columns(pl.col(t.time_column).dt.date().alias("__day"))
+        day_counts = dict(frame.group_by("__day").len().iter_rows())
 
         with self._locked(t) as folder:
+            # Days that already have a folder need a key check, one by one; new days need none.
+            old_days = [d for d in day_counts if (folder / f"{_DAY}{d.isoformat()}").is_dir()]
+            if len(old_days) == 1 and len(day_counts) == 1:  # the usual case: no split needed
+                groups = {(old_days[0],): frame.drop("__day")}
+            elif old_days:
+                groups = frame.filter(pl.col("__day").is_in(old_days)).partition_by(
+                    "__day", as_dict=True, include_key=False)
+            else:
+                groups = {}
+            new_days = sorted(d for d in day_counts if d not in old_days)
             written: list[tuple[Path, Path]] = []  # (temporary, final)
             placed: list[Path] = []
             created: list[Path] = []
             rows_written = 0
-            fresh: list[tuple[date, pl.DataFrame]] = []  # days with no folder yet: one batched write
             batch = folder / f"{_TRASH}batch-{uuid.uuid4().hex[:8]}"
             try:
                 for (d,), part in sorted(groups.items(), key=lambda kv: kv[0]):
                     target = folder / f"{_DAY}{d.isoformat()}"
-                    if not target.is_dir():
-                        fresh.append((d, part))
-                        continue
                     self._sweep(target)
                     existing = _parts(target)
                     if existing:
@@ -383,24 +385,25 @@ class Lake:
                     if part.height:
                         written.append((_write_sorted(part, target, t.time_column), target / _new_name(_PART)))
                         rows_written += part.height
-                if len(fresh) == 1:
-                    d, part = fresh[0]
+                if len(new_days) == 1:
+                    d = new_days[0]
                     target = folder / f"{_DAY}{d.isoformat()}"
                     target.mkdir()
                     created.append(target)
+                    part = frame.drop("__day") if len(day_counts) == 1 else frame.filter(pl.col("__day") == d).drop("__day")
                     written.append((_write_sorted(part, target, t.time_column), target / _new_name(_PART)))
                     rows_written += part.height
-                elif fresh:  # many new days (an import of old mail): one partitioned write
-                    combined = pl.concat([p.with_columns(pl.lit(d).alias("__day")) for d, p in fresh])
-                    combined.sort(t.time_column, maintain_order=True).lazy().sink_parquet(
+                elif new_days:  # many new days (an import of old mail): one partitioned write
+                    fresh = frame if not old_days else frame.filter(~pl.col("__day").is_in(old_days))
+                    fresh.sort(t.time_column, maintain_order=True).lazy().sink_parquet(
                         pl.PartitionBy(batch, key="__day", include_key=False), compression="zstd", mkdir=True)
-                    for d, part in fresh:
+                    for d in new_days:
                         target = folder / f"{_DAY}{d.isoformat()}"
                         target.mkdir()
                         created.append(target)
                         for produced in sorted((batch / f"__day={d.isoformat()}").glob("*.parquet")):
                             written.append((produced, target / _new_name(_PART)))
-                        rows_written += part.height
+                        rows_written += day_counts[d]
                 for tmp, final in written:
                     os.replace(tmp, final)
                     placed.append(final)
