@@ -109,6 +109,7 @@ CASES = {
     "WB-PHISH-016": {"sender": "Info <info@x7k2q9z4pw.top>", "body": "See https://bit.ly/abc"},
     "WB-PHISH-017": {"sender": "Club <club@gmail.com>", "html": '<p>Hello</p><span style="font-size:0px;">filler words</span>'},
     "WB-PHISH-018": {"sender": '"alerts@bank.test" <member@survey-mailer.test>', "body": "Verify your account today."},
+    "WB-PHISH-019": {"sender": "Receita <alerta@regularizacao972139>", "body": "Documento pendente."},
     "WB-SPAM-001": {"body": "Cheap viagra and cialis from our online pharmacy at the lowest price.", "headers": FAIL},
     "WB-SPAM-002": {"headers": {"List-Unsubscribe": "<mailto:u@list.test>", "List-Id": "<deals.list.test>"},
                     "body": "Limited time special offer, order now, lowest price."},

@@ -4,6 +4,7 @@ bulk mail markers (gives the bulk complaint level)."""
 from __future__ import annotations
 
 import re
+import unicodedata
 from functools import cache
 
 import yaml
@@ -105,6 +106,8 @@ def bulk_complaint_level(evidence: list[Evidence]) -> int:
 _INVISIBLE_CHARS = "\u00ad\u200b-\u200f\u2060-\u2064\ufeff\ufe00-\ufe0f\U000e0000-\U000e007f\U000e0100-\U000e01ef"
 _INVISIBLE_IN_WORD = re.compile(f"\\w([{_INVISIBLE_CHARS}]+)\\w")
 _WORDS = re.compile(r"\w+", re.UNICODE)
+# A Latin letter followed by a combining mark, inside a word (e.g. "Aܿmܿaܿzܿon").
+_MARKED = re.compile(r"\w*[A-Za-z][\u0300-\u036f\u0591-\u05c7\u0610-\u061a\u064b-\u065f\u0670\u06d6-\u06ed\u0711\u0730-\u074a\u07a6-\u07b0\u0900-\u0903\u093a-\u094f\u20d0-\u20ff]+\w*")
 
 
 def _obfuscation(text: str, *, invisible: bool = True) -> str | None:
@@ -113,6 +116,10 @@ def _obfuscation(text: str, *, invisible: bool = True) -> str | None:
     if invisible:
         for match in _INVISIBLE_IN_WORD.finditer(text):
             return f"invisible characters inside a word: {match.group(0).encode('unicode_escape').decode()[:60]}"
+    for word in _MARKED.findall(text):
+        marks = [c for c in word if unicodedata.category(c) == "Mn"]
+        if any(not 0x300 <= ord(c) <= 0x36F for c in marks) or len(marks) > 2:
+            return f"Latin word {word!r} sprinkled with combining marks from another script"
     for word in _WORDS.findall(text):
         if len(word) < 3 or word.isascii():
             continue

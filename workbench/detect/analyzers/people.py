@@ -10,6 +10,7 @@ from workbench.detect.evidence import Context, Evidence, analyzer
 from workbench.ingest.message import ParsedMessage
 
 _WORD = re.compile(r"[a-z0-9]+")
+_VALID_DOMAIN = re.compile(r"^(?=.{4,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+(?:[a-z]{2,63}|xn--[a-z0-9-]{2,59})$")
 
 
 def _words(text: str) -> set[str]:
@@ -64,6 +65,10 @@ def impersonation(m: ParsedMessage, ctx: Context) -> list[Evidence]:
             if reference.in_list(reply_domain, reference.hosting()["freemail"]):
                 out.append(Evidence("people", "people.reply_to_freemail", f"Reply-To {reply} is a free-mail address"))
             break
+    raw_from = " ".join(m.header("From"))
+    if m.from_address is None and "@" in raw_from or (sender_domain and not _VALID_DOMAIN.match(sender_domain)):
+        out.append(Evidence("people", "people.malformed_sender",
+                            f"the From address is not a valid mail address ({raw_from.strip()[:80]!r}): no mail server would accept it"))
     if reference.in_list(sender_domain, reference.hosting()["freemail"]):
         out.append(Evidence("people", "people.freemail_sender", f"sent from a free-mail address ({m.from_address})"))
     if ctx.known_pairs and m.from_address and m.recipients:
