@@ -31,6 +31,11 @@ MAX_MEMBER_READ = 20 * 2**20
 EXECUTABLE = {"exe", "dll", "scr", "com", "elf", "msi", "lnk", "jar", "bat", "cmd", "ps1", "vbs", "js", "jse", "wsf", "hta", "iso", "img"}
 _NAME_JUNK = re.compile(r"[\x00-\x1f\x7f/\\]+")
 _OOXML = {"word/": "docx", "xl/": "xlsx", "ppt/": "pptx"}
+_MAGIC = (  # leading bytes → type
+    (b"MZ", "exe"), (b"\x7fELF", "elf"), (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "ole"), (b"%PDF", "pdf"),
+    (b"{\\rtf", "rtf"), (b"\x4c\x00\x00\x00\x01\x14\x02\x00", "lnk"), (b"Rar!", "rar"),
+    (b"7z\xbc\xaf\x27\x1c", "7z"), (b"\x1f\x8b", "gz"),
+)
 _SCRIPT_EXT = {"js", "jse", "vbs", "vbe", "wsf", "hta", "ps1", "bat", "cmd"}
 
 
@@ -81,27 +86,11 @@ def sniff(data: bytes, name: str = "") -> str:
     """A short type name from the content (``pdf``, ``zip``, ``docx``, ``docm``, ``exe``, ``ole``...)."""
     if not data:
         return "empty"
-    head = data[:8]
-    if head.startswith(b"MZ"):
-        return "exe"
-    if head.startswith(b"\x7fELF"):
-        return "elf"
-    if head.startswith(b"PK\x03\x04") or head.startswith(b"PK\x05\x06"):
+    if data.startswith((b"PK\x03\x04", b"PK\x05\x06")):
         return _zip_kind(data)
-    if head.startswith(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"):
-        return "ole"
-    if head.startswith(b"%PDF"):
-        return "pdf"
-    if head.startswith(b"{\\rtf"):
-        return "rtf"
-    if head.startswith(b"\x4c\x00\x00\x00\x01\x14\x02\x00"):
-        return "lnk"
-    if head.startswith(b"Rar!"):
-        return "rar"
-    if head.startswith(b"7z\xbc\xaf\x27\x1c"):
-        return "7z"
-    if head.startswith(b"\x1f\x8b"):
-        return "gz"
+    for magic, kind in _MAGIC:
+        if data.startswith(magic):
+            return kind
     if data[32769:32774] == b"CD001":
         return "iso"
     sample = data[:4096].lower()
