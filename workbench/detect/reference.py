@@ -11,7 +11,8 @@ import yaml
 DATA = Path(__file__).resolve().parent / "data"
 
 
-COMMON_WORD_BRANDS = frozenset({"apple", "chase", "outlook", "mailbox", "webmail", "ledger", "norton", "zoom"})
+COMMON_WORD_BRANDS = frozenset({"apple", "chase", "outlook", "mailbox", "webmail", "ledger", "norton", "zoom", "booking",
+                                "visa", "steam", "hermes", "kraken", "disney", "stripe", "venmo"})
 
 
 @cache

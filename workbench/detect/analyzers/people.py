@@ -31,7 +31,8 @@ def impersonation(m: ParsedMessage, ctx: Context) -> list[Evidence]:
                                     f"display name {display!r} is {person.display_name} ({person.address}), sent from {m.from_address}"))
                 break
         for brand, domains in reference.brands().items():
-            if len(brand) >= 4 and domains and brand in shown and not reference.in_list(sender_domain, domains):
+            if (len(brand) >= 4 and domains and brand in shown and brand not in reference.COMMON_WORD_BRANDS
+                    and not reference.in_list(sender_domain, domains)):
                 out.append(Evidence("people", "people.brand_display_name",
                                     f"display name {display!r} names {brand}, but the sender domain is {sender_domain}"))
                 break
