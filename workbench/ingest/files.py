@@ -50,6 +50,7 @@ class FileFacts:
     sha256: str
     encrypted: bool = False
     macros: bool = False
+    macro_keywords: tuple[str, ...] = ()  # oletools: auto-run and suspicious VBA keywords
     bomb: bool = False
     members: tuple["FileFacts", ...] = ()
     urls: tuple[str, ...] = ()
@@ -141,6 +142,23 @@ def _ole_macros(data: bytes) -> bool:
     return b"_VBA_PROJECT" in sample or b"V\x00B\x00A\x00" in sample or b"Macros" in sample
 
 
+def vba_keywords(name: str, data: bytes) -> tuple[bool, tuple[str, ...]]:
+    """(real VBA found, auto-run/suspicious keywords) by oletools' olevba; never runs the code."""
+    try:
+        from oletools.olevba import VBA_Parser
+
+        parser = VBA_Parser(name, data=data)
+        try:
+            if not parser.detect_vba_macros():
+                return False, ()
+            results = parser.analyze_macros() or []
+            return True, tuple(sorted({kw for kind, kw, _ in results if kind in ("AutoExec", "Suspicious")}))[:10]
+        finally:
+            parser.close()
+    except Exception:  # noqa: BLE001 - olevba on hostile files: fall back to the structural check
+        return False, ()
+
+
 def inspect(name: str | None, data: bytes, *, depth: int = 0, budget: list[int] | None = None) -> FileFacts:
     """Facts about one file; archives are opened (in memory, bounded) down to :data:`MAX_DEPTH`."""
     budget = budget if budget is not None else [MAX_INFLATED]
@@ -151,6 +169,10 @@ def inspect(name: str | None, data: bytes, *, depth: int = 0, budget: list[int] 
     encrypted = bomb = False
     urls: list[str] = []
     macros = kind in ("docm", "xlsm", "pptm") or (kind == "ole" and _ole_macros(data))
+    keywords: tuple[str, ...] = ()
+    if macros:
+        found, keywords = vba_keywords(file_name, data)
+        macros = macros or found
     if kind == "pdf":
         urls = links.pdf_urls(data)
         encrypted = b"/Encrypt" in data[-65536:] or b"/Encrypt" in data[:65536]
@@ -169,6 +191,7 @@ def inspect(name: str | None, data: bytes, *, depth: int = 0, budget: list[int] 
         sha256=hashlib.sha256(data).hexdigest(),
         encrypted=encrypted,
         macros=macros,
+        macro_keywords=keywords,
         bomb=bomb,
         members=tuple(members),
         urls=tuple(urls),

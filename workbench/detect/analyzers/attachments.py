@@ -32,7 +32,8 @@ def attachment_features(m: ParsedMessage, ctx: Context) -> list[Evidence]:
             if f.true_type in _DISK or f.extension in _DISK:
                 add("attachment.disk_image", f"disk image: {where}")
             if f.macros:
-                add("attachment.macro", f"Office document with macros: {where}")
+                keywords = f" ({', '.join(f.macro_keywords)})" if f.macro_keywords else ""
+                add("attachment.macro", f"Office document with macros: {where}{keywords}")
             if _DOUBLE.search(f.file_name):
                 add("attachment.double_extension", f"double extension hides the real type: {where}")
             if f.type_mismatch and (f.true_type in _RISKY or f.extension in _RISKY):
