@@ -177,6 +177,14 @@ def _run_ingest(home: Path | None, tenant_name: str, org_domain: tuple[str, ...]
     click.echo(summary.render())
 
 
+def _run_records(home: Path | None, tenant_name: str, records: Any) -> None:
+    """Load export records (source, table, values, error) into a tenant and print the summary."""
+    from workbench import tenant as tenants
+    from workbench.ingest.tables import ingest_records
+
+    click.echo(ingest_records(tenants.ensure(tenant_name, base=home), records).render())
+
+
 @ingest.command("eml")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @_ingest_options
@@ -232,12 +240,9 @@ def ingest_maildir(paths: tuple[Path, ...], mailbox: str | None, home: Path | No
 @friendly_errors
 def ingest_defender(paths: tuple[Path, ...], table_name: str | None, home: Path | None, tenant_name: str) -> None:
     """Defender Advanced Hunting exports: streaming-API JSON lines, or CSV per table."""
-    from workbench import tenant as tenants
     from workbench.ingest.defender import records
-    from workbench.ingest.tables import ingest_records
 
-    tenant = tenants.ensure(tenant_name, base=home)
-    click.echo(ingest_records(tenant, records(paths, table_name)).render())
+    _run_records(home, tenant_name, records(paths, table_name))
 
 
 @ingest.command("o365")
@@ -247,12 +252,9 @@ def ingest_defender(paths: tuple[Path, ...], table_name: str | None, home: Path 
 @friendly_errors
 def ingest_o365(paths: tuple[Path, ...], home: Path | None, tenant_name: str) -> None:
     """Office 365 Management Activity JSON, Entra SignInLogs JSON, OfficeActivity CSV."""
-    from workbench import tenant as tenants
     from workbench.ingest.office365 import records
-    from workbench.ingest.tables import ingest_records
 
-    tenant = tenants.ensure(tenant_name, base=home)
-    click.echo(ingest_records(tenant, records(paths)).render())
+    _run_records(home, tenant_name, records(paths))
 
 
 @ingest.command("message-trace")
@@ -262,12 +264,9 @@ def ingest_o365(paths: tuple[Path, ...], home: Path | None, tenant_name: str) ->
 @friendly_errors
 def ingest_message_trace(paths: tuple[Path, ...], home: Path | None, tenant_name: str) -> None:
     """Exchange message trace: CSV export or Reporting Web Service JSON."""
-    from workbench import tenant as tenants
     from workbench.ingest.message_trace import records
-    from workbench.ingest.tables import ingest_records
 
-    tenant = tenants.ensure(tenant_name, base=home)
-    click.echo(ingest_records(tenant, records(paths)).render())
+    _run_records(home, tenant_name, records(paths))
 
 
 # --------------------------------------------------------------------------- detect

@@ -13,6 +13,7 @@ import io
 import re
 import zipfile
 import zlib
+from urllib.parse import urlsplit
 
 MAX_URL = 2048
 MAX_URLS = 500  # per part: a message with more is a list, not a lure
@@ -49,6 +50,14 @@ def _unique(urls) -> list[str]:
             if len(seen) >= MAX_URLS:
                 break
     return list(seen)
+
+
+def host_of(url: str) -> str | None:
+    """The lower-case host of a URL, or None when it has none or cannot be read."""
+    try:
+        return (urlsplit(url).hostname or "").lower() or None
+    except ValueError:
+        return None
 
 
 def text_urls(text: str) -> list[str]:

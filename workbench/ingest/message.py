@@ -21,7 +21,7 @@ import quopri
 import hashlib
 import re
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from email.header import decode_header, make_header
 from email.message import Message
@@ -229,7 +229,7 @@ def _parse(raw: bytes, *, follow_reported: bool, language: bool) -> ParsedMessag
                     except ParseError:
                         break
                     outer_from = hdr.addresses([decode(msg.get("From"))])
-                    return _replace(reported, reported_by=outer_from[0][1] if outer_from else None,
+                    return replace(reported, reported_by=outer_from[0][1] if outer_from else None,
                                     defects=reported.defects + ("analysed the attached original message",))
                 break
 
@@ -306,12 +306,6 @@ def _parse(raw: bytes, *, follow_reported: bool, language: bool) -> ParsedMessag
         defects=tuple(defects),
         language=detect_language(body_for_language) if language else None,
     )
-
-
-def _replace(message: ParsedMessage, **changes) -> ParsedMessage:
-    from dataclasses import replace
-
-    return replace(message, **changes)
 
 
 _LANGID = None

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from workbench.enums import DeliveryAction, DeliveryLocation, EmailDirection
 from workbench.ingest import headers as hdr
+from workbench.ingest.links import host_of
 from workbench.ingest.message import ParsedMessage
 
 if TYPE_CHECKING:
@@ -76,15 +77,6 @@ def message_rows(m: ParsedMessage, *, org_domains: tuple[str, ...] = (), locatio
                 FileType=a.true_type, SHA256=a.sha256 or None, FileSize=a.size, ReportId=f"{rid}:a{i}",
                 ThreatTypes="Malware" if any(f.file_name in bad_files for f in a.walk()) else None,
             ))
-    urls = [dict(Timestamp=when, NetworkMessageId=m.network_message_id, Url=u.url, UrlDomain=_host(u.url),
+    urls = [dict(Timestamp=when, NetworkMessageId=m.network_message_id, Url=u.url, UrlDomain=host_of(u.url),
                  UrlLocation=u.location, ReportId=f"{m.network_message_id}:u{i}") for i, u in enumerate(m.urls)]
     return {"EmailEvents": events, "EmailAttachmentInfo": attachments, "EmailUrlInfo": urls}
-
-
-def _host(url: str) -> str | None:
-    from urllib.parse import urlsplit
-
-    try:
-        return (urlsplit(url).hostname or "").lower() or None
-    except ValueError:
-        return None

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from workbench.detect import reference
 from workbench.detect.evidence import Context, Evidence, analyzer
+from workbench.ingest.links import host_of
 from workbench.ingest.message import ParsedMessage
 
 
@@ -19,10 +18,7 @@ def indicators(m: ParsedMessage, ctx: Context) -> list[Evidence]:
             out.append(Evidence("intel", "intel.url", f"known malicious URL: {u.url[:120]}"))
             break
     for u in m.urls:
-        try:
-            host = (urlsplit(u.url).hostname or "").lower()
-        except ValueError:
-            continue
+        host = host_of(u.url)
         if host and (host in ctx.bad_domains or reference.registrable(host) in ctx.bad_domains):
             out.append(Evidence("intel", "intel.domain", f"link to a known malicious domain: {host}"))
             break

@@ -9,8 +9,8 @@ from rapidfuzz.distance import Levenshtein
 
 from workbench.detect import reference
 from workbench.detect.evidence import Context, Evidence, analyzer
+from workbench.ingest.links import host_of
 from workbench.ingest.message import ParsedMessage
-from urllib.parse import urlsplit
 
 _DIGITS = str.maketrans({"0": "o", "1": "l", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b", "@": "a", "$": "s"})
 
@@ -84,10 +84,7 @@ def lookalikes(m: ParsedMessage, ctx: Context) -> list[Evidence]:
             break
     seen = set()
     for u in m.urls:
-        try:
-            host = (urlsplit(u.url).hostname or "").lower()
-        except ValueError:
-            continue
+        host = host_of(u.url)
         if not host or host in seen:
             continue
         seen.add(host)

@@ -5,22 +5,15 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from urllib.parse import urlsplit
 
 from workbench.detect import reference
 from workbench.detect.evidence import Context, Evidence, Findings, analyzer
+from workbench.ingest.links import host_of
 from workbench.ingest.message import ParsedMessage
 
 _PASSWORD = re.compile(r"<input[^>]+type\s*=\s*[\"']?password", re.IGNORECASE)
 _ANCHOR = re.compile(r"<a\s[^>]*href\s*=\s*[\"']([^\"']+)[\"'][^>]*>(.*?)</a>", re.IGNORECASE | re.DOTALL)
 _SHOWN_URL = re.compile(r"(?:https?://|www\.)([a-z0-9.-]+\.[a-z]{2,})", re.IGNORECASE)
-
-
-def _host(url: str) -> str | None:
-    try:
-        return (urlsplit(url).hostname or "").lower() or None
-    except ValueError:
-        return None
 
 
 @analyzer("url")
@@ -30,7 +23,7 @@ def link_features(m: ParsedMessage, ctx: Context) -> list[Evidence]:
     lists = reference.hosting()
 
     for u in m.urls:
-        host = _host(u.url)
+        host = host_of(u.url)
         if not host or ctx.is_org(host):
             continue
         try:
@@ -53,7 +46,7 @@ def link_features(m: ParsedMessage, ctx: Context) -> list[Evidence]:
         add("url.credential_form", "the message body contains a password field")
     for href, text in _ANCHOR.findall((m.html or "")[:300_000]):
         shown = _SHOWN_URL.search(re.sub(r"<[^>]+>", " ", text))
-        target = _host(href)
+        target = host_of(href)
         if shown and target and reference.registrable(shown.group(1).lower()) != reference.registrable(target):
             add("url.text_mismatch", f"link text shows {shown.group(1)} but goes to {target}")
     return out

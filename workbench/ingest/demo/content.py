@@ -18,11 +18,11 @@ import zipfile
 import zlib
 from base64 import encodebytes
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 
 import numpy as np
 
 from workbench.ingest.demo import vocab
+from workbench.ingest.links import host_of
 
 ZIP_DATE = (2026, 1, 1, 0, 0, 0)  # fixed member timestamps: same seed, same bytes
 
@@ -68,7 +68,7 @@ class Template:
 
 
 def url_domain(url: str) -> str:
-    return (urlsplit(url).hostname or "").lower()
+    return host_of(url) or ""
 
 
 # ---------------------------------------------------------------------------- files

@@ -68,6 +68,10 @@ class Planter:
     specs: list[dict] = field(default_factory=list)
     rows: dict[str, list[dict]] = field(default_factory=dict)
     stories: list[dict] = field(default_factory=list)
+    by_upn: dict[str, User] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.by_upn = {u.upn: u for u in self.org.users}
 
     # ------------------------------------------------------------------ ids and time
 
@@ -165,16 +169,6 @@ class Planter:
         return rid
 
 
-_DIRECTORIES: dict[int, dict[str, User]] = {}
-
-
-def _by_upn(org: Organisation) -> dict[str, User]:
-    """UPN → user, built once per organisation."""
-    key = id(org)
-    if key not in _DIRECTORIES:
-        _DIRECTORIES.clear()
-        _DIRECTORIES[key] = {u.upn: u for u in org.users}
-    return _DIRECTORIES[key]
 
 
 def _attacker_sender(p: Planter, domain: str, display: str, local: str = "no-reply") -> dict:
@@ -221,7 +215,7 @@ def credential_phish(p: Planter, victim: User) -> dict:
             rows += p.message(ts + timedelta(minutes=3 * b), sender, targets[b:b + 5], template, verdicts[b:b + 5])
         zap_after = {1: timedelta(hours=3), 2: timedelta(hours=1), 3: None}[wave]
         for row in rows:
-            user = _by_upn(org)[row["RecipientEmailAddress"]]
+            user = p.by_upn[row["RecipientEmailAddress"]]
             delivered = row["DeliveryAction"] == DA.DELIVERED.value
             zap_time = row["Timestamp"] + zap_after + timedelta(minutes=int(rng.integers(0, 40))) if (
                 delivered and zap_after and (user is victim or rng.random() < 0.8)) else None
@@ -322,7 +316,7 @@ def compromised_user(p: Planter, victim: User, phish: dict) -> dict:
                                 direction=ED.INTRA_ORG, IsFirstContact=False)
     post = [p.zap(r, r["Timestamp"] + timedelta(hours=2, minutes=int(rng.integers(0, 30))), "Phish", DT.URL_MALICIOUS_REPUTATION)
             for r in burst_rows if rng.random() < 0.85]
-    second = _by_upn(org)[burst_rows[0]["RecipientEmailAddress"]]
+    second = p.by_upn[burst_rows[0]["RecipientEmailAddress"]]
     second_click = p.report_id()
     p.add("UrlClickEvents", click(second.upn, p.clamp(burst_rows[0]["Timestamp"] + timedelta(minutes=9)), url, second_click,
                                   nmid=burst_rows[0]["NetworkMessageId"], ip=user_ip(second)))
@@ -504,7 +498,7 @@ def bec(p: Planter) -> dict:
 def user_reports(p: Planter, phish: dict) -> dict:
     """Users report real phish, an awareness simulation, and some clean mail."""
     org, rng = p.org, p.rng
-    by_upn = _by_upn(org)
+    by_upn = p.by_upn
     truth = {"id": "user-reports", "kind": "user_reports", "title": "Messages reported by users",
              "phish_reports": [], "simulation_reports": [], "clean_reports": [], "simulation_messages": []}
     delivered = [r for r in p.specs if r["TemplateId"] in {t.id for t in p.catalog.templates.values() if t.category == "phish"}
