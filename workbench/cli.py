@@ -30,6 +30,26 @@ tenant_option = click.option(
     show_default=True,
     help="Tenant name (a folder under <home>/tenants) or a path to a tenant folder.",
 )
+yara_option = click.option(
+    "--yara",
+    "yara_dir",
+    envvar="WORKBENCH_YARA_RULES",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Folder of YARA rules (.yar/.yara) to scan attachments with (default: $WORKBENCH_YARA_RULES; none).",
+)
+
+
+def with_yara(ctx: Any, folder: Path | None) -> Any:
+    """The detection Context with the folder's compiled YARA rules; prints what loaded and what was skipped."""
+    if folder is None:
+        return ctx
+    from dataclasses import replace
+
+    from workbench.detect.analyzers.yara import load
+
+    rules = load(folder)
+    click.echo(("warning: " if rules.skipped else "") + rules.summary(), err=True)
+    return replace(ctx, yara=rules)
 
 
 def friendly_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -164,16 +184,18 @@ def ingest() -> None:
 def _ingest_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     fn = click.option("--org-domain", "org_domain", multiple=True,
                       help="An accepted domain of your organisation (repeatable; decides direction).")(fn)
-    return home_option(tenant_option(fn))
+    return home_option(tenant_option(yara_option(fn)))
 
 
-def _run_ingest(home: Path | None, tenant_name: str, org_domain: tuple[str, ...], items: Any, total: int | None) -> None:
+def _run_ingest(home: Path | None, tenant_name: str, org_domain: tuple[str, ...], items: Any, total: int | None,
+                yara_dir: Path | None = None) -> None:
     from workbench import tenant as tenants
-    from workbench.ingest.batch import ingest as run
+    from workbench.ingest.batch import ingest as run, tenant_context
 
     tenant = tenants.ensure(tenant_name, base=home, org_domains=tuple(d.lower() for d in org_domain))
     domains = tuple(d.lower() for d in org_domain) or tenants.org_domains(tenant)
-    summary = run(tenant, items, org_domains=domains, progress=True, total=total)
+    context = with_yara(tenant_context(tenant, domains), yara_dir) if yara_dir else None
+    summary = run(tenant, items, org_domains=domains, progress=True, total=total, context=context)
     click.echo(summary.render())
 
 
@@ -189,34 +211,37 @@ def _run_records(home: Path | None, tenant_name: str, records: Any) -> None:
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @_ingest_options
 @friendly_errors
-def ingest_eml(paths: tuple[Path, ...], home: Path | None, tenant_name: str, org_domain: tuple[str, ...]) -> None:
+def ingest_eml(paths: tuple[Path, ...], home: Path | None, tenant_name: str, org_domain: tuple[str, ...],
+               yara_dir: Path | None) -> None:
     """RFC 5322 files, or folders of them (.eml, .txt, no extension)."""
     from workbench.ingest.sources import eml_items
 
     items = list(eml_items(paths))
-    _run_ingest(home, tenant_name, org_domain, items, len(items))
+    _run_ingest(home, tenant_name, org_domain, items, len(items), yara_dir)
 
 
 @ingest.command("msg")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @_ingest_options
 @friendly_errors
-def ingest_msg(paths: tuple[Path, ...], home: Path | None, tenant_name: str, org_domain: tuple[str, ...]) -> None:
+def ingest_msg(paths: tuple[Path, ...], home: Path | None, tenant_name: str, org_domain: tuple[str, ...],
+               yara_dir: Path | None) -> None:
     """Outlook .msg files, or folders of them."""
     from workbench.ingest.sources import msg_items
 
-    _run_ingest(home, tenant_name, org_domain, msg_items(paths), None)
+    _run_ingest(home, tenant_name, org_domain, msg_items(paths), None, yara_dir)
 
 
 @ingest.command("mbox")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @_ingest_options
 @friendly_errors
-def ingest_mbox(paths: tuple[Path, ...], home: Path | None, tenant_name: str, org_domain: tuple[str, ...]) -> None:
+def ingest_mbox(paths: tuple[Path, ...], home: Path | None, tenant_name: str, org_domain: tuple[str, ...],
+                yara_dir: Path | None) -> None:
     """mbox files (every message in each)."""
     from workbench.ingest.sources import mbox_items
 
-    _run_ingest(home, tenant_name, org_domain, mbox_items(paths), None)
+    _run_ingest(home, tenant_name, org_domain, mbox_items(paths), None, yara_dir)
 
 
 @ingest.command("maildir")
@@ -225,11 +250,11 @@ def ingest_mbox(paths: tuple[Path, ...], home: Path | None, tenant_name: str, or
 @_ingest_options
 @friendly_errors
 def ingest_maildir(paths: tuple[Path, ...], mailbox: str | None, home: Path | None, tenant_name: str,
-                   org_domain: tuple[str, ...]) -> None:
+                   org_domain: tuple[str, ...], yara_dir: Path | None) -> None:
     """Maildir trees (Dovecot/Postfix layout, Maildir++ subfolders such as .Junk)."""
     from workbench.ingest.sources import maildir_items
 
-    _run_ingest(home, tenant_name, org_domain, maildir_items(paths, mailbox), None)
+    _run_ingest(home, tenant_name, org_domain, maildir_items(paths, mailbox), None, yara_dir)
 
 
 @ingest.command("defender")
@@ -283,8 +308,9 @@ def detect() -> None:
               help="CSV with path,label columns (labels: phishing, malware, spam, ham); paths relative to PATH.")
 @click.option("--intel", multiple=True, type=click.Path(exists=True, path_type=Path),
               help="Indicator files or folders (STIX, MISP events and warning lists, blocklists); repeatable.")
+@yara_option
 @friendly_errors
-def detect_evaluate(path: Path, labels: Path, intel: tuple[Path, ...]) -> None:
+def detect_evaluate(path: Path, labels: Path, intel: tuple[Path, ...], yara_dir: Path | None) -> None:
     """Recall and precision per source folder, and the false-positive rate on ham."""
     import polars as pl
 
@@ -292,7 +318,7 @@ def detect_evaluate(path: Path, labels: Path, intel: tuple[Path, ...]) -> None:
     from workbench.detect.evaluation import run, table
     from workbench.intel.feeds import read_all, with_indicators
 
-    ctx = with_indicators(Context(), read_all(intel)) if intel else Context()
+    ctx = with_yara(with_indicators(Context(), read_all(intel)) if intel else Context(), yara_dir)
     with pl.Config(tbl_cols=20, tbl_width_chars=200, tbl_hide_dataframe_shape=True):
         click.echo(table(run(path, labels, ctx, progress=True)))
 

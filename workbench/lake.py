@@ -1,9 +1,11 @@
 """The parquet lake: one folder per table, one folder per UTC day, append-only files.
 
 Layout: ``<root>/<Table>/day=YYYY-MM-DD/part-<unique>.parquet`` (zstd, rows sorted by the
-table's time column). Appends are schema-checked and idempotent by the table's key; every
-write goes to a dot-prefixed temporary file that is renamed into place only when all of an
-append's files are written, under an exclusive per-table lock (``<Table>/.lock``).
+table's time column; every file has every column of the table, so any parquet reader can
+glob the lake). Appends are
+schema-checked and idempotent by the table's key; every write goes to a dot-prefixed
+temporary file that is renamed into place only when all of an append's files are written,
+under an exclusive per-table lock (``<Table>/.lock``).
 Readers take no lock: they list ``day=*/part-*.parquet`` and never see temporary files.
 
 >>> import tempfile
@@ -44,6 +46,7 @@ _DAY = "day="
 _PART = "part-"
 _TMP = ".tmp-"
 _TRASH = ".trash-"
+SMALL_DAY_ROWS = 1000  # a many-day write averaging fewer rows per day skips column statistics
 
 INFO_SCHEMA = pl.Schema(
     {
@@ -188,6 +191,28 @@ def _write_sorted(frame: pl.DataFrame, folder: Path, time_column: str) -> Path:
         tmp.unlink(missing_ok=True)
         raise
     return tmp
+
+
+def _write_days(frame: pl.DataFrame, folder: Path, time_column: str) -> list[tuple[Path, Path]]:
+    """Write *frame* (with a ``__day`` column, days without a folder yet) in one partitioned
+    write, each day's rows sorted by time to a temporary file directly in its new day folder;
+    return (temporary, final) paths. Each day costs one folder and one file, nothing more."""
+    stem = _new_name(_TMP).removesuffix(".parquet")
+    produced: list[Path] = []
+
+    def path_of(args: Any) -> Path:
+        day = args.partition_keys["__day"][0]
+        path = folder / f"{_DAY}{day.isoformat()}" / f"{stem}-{args.index_in_partition}.parquet"
+        produced.append(path)
+        return path
+
+    # Column statistics let readers skip row groups of large files; in small files (old mail
+    # spread thin over many days) they cost more to write than they can save a reader.
+    small = frame.height < SMALL_DAY_ROWS * frame["__day"].n_unique()
+    frame.sort(time_column, maintain_order=True).lazy().sink_parquet(
+        pl.PartitionBy(folder, key="__day", include_key=False, file_path_provider=path_of),
+        compression="zstd", mkdir=True, statistics=not small)
+    return [(tmp, tmp.parent / _new_name(_PART)) for tmp in sorted(produced)]
 
 
 # --------------------------------------------------------------------------- the lake
@@ -335,6 +360,25 @@ class Lake:
             elif entry.name.startswith(_TRASH):
                 shutil.rmtree(entry.path, ignore_errors=True)
 
+    def _unseen(self, t: Table, folder: Path, frame: pl.DataFrame, days: list[date]) -> list[tuple[date, pl.DataFrame]]:
+        """Rows of *frame* (with ``__day``) whose key is not yet stored in their day, per day.
+
+        One scan reads the keys of every day's files (instead of one scan per day)."""
+        files: list[Path] = []
+        for d in days:
+            target = folder / f"{_DAY}{d.isoformat()}"
+            self._sweep(target)
+            files += _parts(target)
+        if files:
+            keys = _scan(files, t).select(*t.key, pl.col(t.time_column).dt.date().alias("__day")).collect()
+            frame = frame.join(keys, on=[*t.key, "__day"], how="anti", maintain_order="left")
+        if not frame.height:
+            return []
+        if len(days) == 1:
+            return [(days[0], frame.drop("__day"))]
+        groups = frame.partition_by("__day", as_dict=True, include_key=False)
+        return sorted(((d, part) for (d,), part in groups.items()), key=lambda kv: kv[0])
+
     def append(self, table: str | Table, frame: pl.DataFrame | pl.LazyFrame) -> AppendResult:
         """Write *frame*'s new rows; rows whose key is already stored (or repeated) are skipped.
 
@@ -359,30 +403,18 @@ class Lake:
         day_counts = dict(frame.group_by("__day").len().iter_rows())
 
         with self._locked(t) as folder:
-            # Days that already have a folder need a key check, one by one; new days need none.
-            old_days = [d for d in day_counts if (folder / f"{_DAY}{d.isoformat()}").is_dir()]
-            if len(old_days) == 1 and len(day_counts) == 1:  # the usual case: no split needed
-                groups = {(old_days[0],): frame.drop("__day")}
-            elif old_days:
-                groups = frame.filter(pl.col("__day").is_in(old_days)).partition_by(
-                    "__day", as_dict=True, include_key=False)
-            else:
-                groups = {}
+            # Days that already have a folder need a key check; new days need none.
+            old_days = sorted(d for d in day_counts if (folder / f"{_DAY}{d.isoformat()}").is_dir())
             new_days = sorted(d for d in day_counts if d not in old_days)
             written: list[tuple[Path, Path]] = []  # (temporary, final)
             placed: list[Path] = []
             created: list[Path] = []
             rows_written = 0
-            batch = folder / f"{_TRASH}batch-{uuid.uuid4().hex[:8]}"
             try:
-                for (d,), part in sorted(groups.items(), key=lambda kv: kv[0]):
-                    target = folder / f"{_DAY}{d.isoformat()}"
-                    self._sweep(target)
-                    existing = _parts(target)
-                    if existing:
-                        keys = _scan(existing, t).select(t.key).collect()
-                        part = part.join(keys, on=list(t.key), how="anti", maintain_order="left")
-                    if part.height:
+                if old_days:
+                    old = frame if not new_days else frame.filter(pl.col("__day").is_in(old_days))
+                    for d, part in self._unseen(t, folder, old, old_days):
+                        target = folder / f"{_DAY}{d.isoformat()}"
                         written.append((_write_sorted(part, target, t.time_column), target / _new_name(_PART)))
                         rows_written += part.height
                 if len(new_days) == 1:
@@ -390,20 +422,14 @@ class Lake:
                     target = folder / f"{_DAY}{d.isoformat()}"
                     target.mkdir()
                     created.append(target)
-                    part = frame.drop("__day") if len(day_counts) == 1 else frame.filter(pl.col("__day") == d).drop("__day")
+                    part = frame.drop("__day") if not old_days else frame.filter(pl.col("__day") == d).drop("__day")
                     written.append((_write_sorted(part, target, t.time_column), target / _new_name(_PART)))
                     rows_written += part.height
                 elif new_days:  # many new days (an import of old mail): one partitioned write
                     fresh = frame if not old_days else frame.filter(~pl.col("__day").is_in(old_days))
-                    fresh.sort(t.time_column, maintain_order=True).lazy().sink_parquet(
-                        pl.PartitionBy(batch, key="__day", include_key=False), compression="zstd", mkdir=True)
-                    for d in new_days:
-                        target = folder / f"{_DAY}{d.isoformat()}"
-                        target.mkdir()
-                        created.append(target)
-                        for produced in sorted((batch / f"__day={d.isoformat()}").glob("*.parquet")):
-                            written.append((produced, target / _new_name(_PART)))
-                        rows_written += day_counts[d]
+                    created += [folder / f"{_DAY}{d.isoformat()}" for d in new_days]
+                    written += _write_days(fresh, folder, t.time_column)
+                    rows_written += sum(day_counts[d] for d in new_days)
                 for tmp, final in written:
                     os.replace(tmp, final)
                     placed.append(final)
@@ -413,8 +439,6 @@ class Lake:
                 for target in created:
                     shutil.rmtree(target, ignore_errors=True)
                 raise
-            finally:
-                shutil.rmtree(batch, ignore_errors=True)
         return AppendResult(t.name, rows_in, rows_written, tuple(placed))
 
     def _targets(self, table: str | Table | None) -> list[Table]:

@@ -11,8 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from workbench.ingest.message import ParsedMessage
+
+if TYPE_CHECKING:
+    from workbench.detect.analyzers.yara import YaraRules
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,7 @@ class Context:
     bad_hashes: frozenset[str] = frozenset()
     allow_domains: frozenset[str] = frozenset()  # well-known domains (warning lists): never "lookalike"
     known_pairs: frozenset[tuple[str, str]] = field(default=frozenset())  # (sender, recipient) seen before
+    yara: YaraRules | None = None  # compiled once per rules folder (workbench.detect.analyzers.yara.load)
 
     def is_org(self, domain: str | None) -> bool:
         return bool(domain) and any(domain == d or domain.endswith("." + d) for d in self.org_domains)

@@ -1,8 +1,11 @@
-"""Attachment facts: true type by content, hashes, archive members (bounded), macros, links.
+"""Attachment facts: true type by content, hashes, archive members (bounded), macros, links,
+URLs in QR codes of images.
 
 Nothing here executes, opens in an application or fetches anything. Archives are listed
 within limits on depth, member count, total inflated size and compression ratio, so an
-archive bomb is reported (``bomb``) instead of inflated.
+archive bomb is reported (``bomb``) instead of inflated. Each file keeps the bytes it was
+read from (``content``, within those limits) so content scanners such as YARA see every
+member without inflating the archive again.
 
 >>> facts = inspect("invoice.pdf", b"MZ" + bytes(200))
 >>> facts.true_type, facts.extension, facts.type_mismatch
@@ -20,7 +23,7 @@ from dataclasses import dataclass, field
 
 import puremagic
 
-from workbench.ingest import links
+from workbench.ingest import links, qr
 
 MAX_DEPTH = 3
 MAX_MEMBERS = 1000
@@ -55,6 +58,8 @@ class FileFacts:
     members: tuple["FileFacts", ...] = ()
     urls: tuple[str, ...] = ()
     notes: tuple[str, ...] = field(default=())
+    qr_urls: tuple[str, ...] = ()  # URLs in QR codes of an image
+    content: bytes = field(default=b"", repr=False, compare=False)  # the bytes read (bounded, see above)
 
     @property
     def type_mismatch(self) -> bool:
@@ -183,6 +188,7 @@ def inspect(name: str | None, data: bytes, *, depth: int = 0, budget: list[int] 
     if kind in ("zip", "jar"):
         members, encrypted, bomb, member_notes = _zip_members(data, depth, budget)
         notes += member_notes
+    qr_urls = qr.urls(data) if qr.is_image(data) else []
     return FileFacts(
         file_name=file_name,
         extension=extension_of(file_name),
@@ -196,6 +202,8 @@ def inspect(name: str | None, data: bytes, *, depth: int = 0, budget: list[int] 
         members=tuple(members),
         urls=tuple(urls),
         notes=tuple(notes),
+        qr_urls=tuple(qr_urls),
+        content=data,
     )
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import getaddresses, parsedate_to_datetime
@@ -47,10 +48,25 @@ class Hop:
     time: datetime | None
 
 
+# One plain address, bare, in angle brackets, or after a display name of plain words or in
+# quotes: getaddresses() would return exactly the parts this pattern captures (it is slow).
+_ADDR = r"[A-Za-z0-9_+-]+(?:\.[A-Za-z0-9_+-]+)*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*"
+_SIMPLE_ADDRESS = re.compile(
+    rf"[ \t]*(?:(?P<bare>{_ADDR})|(?:(?P<name>[A-Za-z0-9'_-]+(?: [A-Za-z0-9'_-]+)*)[ \t]*"
+    rf"|\"(?P<quoted>[^\"\\\r\n]*)\"[ \t]*)?<(?P<angle>{_ADDR})>)[ \t]*"
+)
+
+
+def _getaddresses(values: list[str]) -> list[tuple[str, str]]:
+    if len(values) == 1 and isinstance(values[0], str) and (m := _SIMPLE_ADDRESS.fullmatch(values[0])):
+        return [("", m["bare"])] if m["bare"] else [(m["name"] or m["quoted"] or "", m["angle"])]
+    return getaddresses(values) if values else []
+
+
 def addresses(values: list[str]) -> list[tuple[str, str]]:
     """(display name, lower-case address) pairs from address headers; junk entries dropped."""
     out = []
-    for name, addr in getaddresses([v for v in values if v]):
+    for name, addr in _getaddresses([v for v in values if v]):
         addr = addr.strip().strip("<>").lower()
         if "@" in addr and " " not in addr and len(addr) <= 320:
             out.append((name.strip(), addr))
@@ -107,7 +123,12 @@ def sender_ip(values: list[str], org_domains: tuple[str, ...] = ()) -> str | Non
     (names under its domains) or from private addresses are internal; the first public IP
     handed to us from outside is the sender's.
     """
-    for hop in received_chain(values):
+    return first_outside_ip(received_chain(values), org_domains)
+
+
+def first_outside_ip(hops: Iterable[Hop], org_domains: tuple[str, ...] = ()) -> str | None:
+    """:func:`sender_ip` over an already parsed chain (newest hop first)."""
+    for hop in hops:
         if hop.ip is None or not is_public(hop.ip):
             continue
         if hop.from_host and any(hop.from_host == d or hop.from_host.endswith("." + d) for d in org_domains):

@@ -23,12 +23,13 @@ import re
 import uuid
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import cached_property, lru_cache
 from email.header import decode_header, make_header
 from email.message import Message
 
 from workbench.enums import UrlLocation
 from workbench.errors import InputError
-from workbench.ingest import files, headers as hdr, links
+from workbench.ingest import files, headers as hdr, links, qr
 
 MAX_BYTES = 50 * 2**20
 MAX_TEXT = 500_000
@@ -86,11 +87,18 @@ class ParsedMessage:
         return self.return_path or self.from_address
 
     def header(self, name: str) -> list[str]:
-        name = name.lower()
-        return [v for k, v in self.headers if k.lower() == name]
+        return list(self._header_index.get(name.lower(), ()))
+
+    @cached_property
+    def _header_index(self) -> dict[str, list[str]]:
+        """Header values by lower-case name, built once (analyzers ask for many headers)."""
+        index: dict[str, list[str]] = {}
+        for k, v in self.headers:
+            index.setdefault(k.lower(), []).append(v)
+        return index
 
     def sender_ip(self, org_domains: tuple[str, ...] = ()) -> str | None:
-        return hdr.sender_ip(list(self.received_headers), org_domains)
+        return hdr.first_outside_ip(self.received, org_domains)  # the chain is parsed already
 
 
 def decode(value: str | None) -> str:
@@ -100,6 +108,11 @@ def decode(value: str | None) -> str:
     value = str(value)
     if "=?" not in value:  # no encoded words: nothing to decode (most headers)
         return _valid(value)
+    return _decode_words(value) if len(value) <= 4096 else _decode_words.__wrapped__(value)
+
+
+@lru_cache(maxsize=1024)  # a message's From and Subject are decoded more than once
+def _decode_words(value: str) -> str:
     try:
         text = str(make_header(decode_header(value)))
     except (LookupError, UnicodeError, ValueError, TypeError, AssertionError, email.errors.MessageError):
@@ -109,6 +122,8 @@ def decode(value: str | None) -> str:
 
 def _valid(text: str) -> str:
     """Undo the surrogate escapes compat32 uses for raw 8-bit header bytes (as UTF-8, else U+FFFD)."""
+    if text.isascii():
+        return text
     try:
         text.encode("utf-8")
         return text
@@ -233,7 +248,7 @@ def _parse(raw: bytes, *, follow_reported: bool, language: bool) -> ParsedMessag
                                     defects=reported.defects + ("analysed the attached original message",))
                 break
 
-    texts, htmls, attachments = [], [], []
+    texts, htmls, attachments, inline_qr = [], [], [], []
     for part in parts:
         ctype = part.get_content_type()
         disposition = str(part.get("Content-Disposition") or "").split(";")[0].strip().lower()
@@ -252,6 +267,8 @@ def _parse(raw: bytes, *, follow_reported: bool, language: bool) -> ParsedMessag
             continue
         if disposition == "attachment" or name or part.get_content_maintype() in ("application", "audio", "video"):
             attachments.append(files.inspect(name, _bytes_of(part)))
+        elif part.get_content_maintype() == "image":  # an unnamed inline picture: only its QR codes matter
+            inline_qr += qr.urls(_bytes_of(part))
 
     text, html = "\n".join(texts)[:MAX_TEXT], "\n".join(htmls)[:MAX_TEXT]
     html_links, html_text = links.html_parts(html) if html else ([], "")
@@ -265,30 +282,45 @@ def _parse(raw: bytes, *, follow_reported: bool, language: bool) -> ParsedMessag
         for f in facts.walk():
             for url in f.urls:
                 urls.setdefault(url, UrlLocation.ATTACHMENT.value)
+    for url in inline_qr + [u for facts in attachments for f in facts.walk() for u in f.qr_urls]:
+        urls.setdefault(url, UrlLocation.QR_CODE.value)
 
-    header_pairs = tuple((k, decode(v)[:8000]) for k, v in list(msg.items())[:400])
+    items = msg.items()
+    header_pairs = tuple((k, decode(v)[:8000]) for k, v in items[:400])
+    # msg.get / msg.get_all scan every header per call: index them once (same values, same order)
+    fetched: dict[str, list] = {}
+    for k, v in items:
+        fetched.setdefault(k.lower(), []).append(v)
+
+    def get(name: str):
+        values = fetched.get(name.lower())
+        return values[0] if values else None
+
+    def get_all(name: str) -> list:
+        return fetched.get(name.lower(), [])
+
     received_headers = tuple(v for k, v in header_pairs if k.lower() == "received")
     hops = tuple(hdr.received_chain(list(received_headers)))
-    from_ = hdr.addresses([decode(msg.get("From"))])
-    sender = hdr.addresses([decode(msg.get("Sender"))])
-    to = tuple(a for _, a in hdr.addresses([decode(v) for v in msg.get_all("To", [])]))
-    cc = tuple(a for _, a in hdr.addresses([decode(v) for v in msg.get_all("Cc", [])]))
-    delivered = tuple(a for _, a in hdr.addresses([decode(v) for v in msg.get_all("Delivered-To", []) + msg.get_all("X-Original-To", [])]))
-    return_path = hdr.addresses([decode(msg.get("Return-Path"))])
+    from_ = hdr.addresses([decode(get("From"))])
+    sender = hdr.addresses([decode(get("Sender"))])
+    to = tuple(a for _, a in hdr.addresses([decode(v) for v in get_all("To")]))
+    cc = tuple(a for _, a in hdr.addresses([decode(v) for v in get_all("Cc")]))
+    delivered = tuple(a for _, a in hdr.addresses([decode(v) for v in get_all("Delivered-To") + get_all("X-Original-To")]))
+    return_path = hdr.addresses([decode(get("Return-Path"))])
     auth = hdr.auth_results(
-        [decode(v) for v in msg.get_all("Authentication-Results", []) + msg.get_all("ARC-Authentication-Results", [])],
-        [decode(v) for v in msg.get_all("Received-SPF", [])],
+        [decode(v) for v in get_all("Authentication-Results") + get_all("ARC-Authentication-Results")],
+        [decode(v) for v in get_all("Received-SPF")],
     )
     body_for_language = (subject + "\n" + (text or html_text))[:500]
     return ParsedMessage(
         network_message_id=network_message_id(msg, raw),
-        internet_message_id=(decode(msg.get("Message-ID")).strip() or None),
-        date=hdr.message_date(decode(msg.get("Date")) or None, list(hops)),
+        internet_message_id=(decode(get("Message-ID")).strip() or None),
+        date=hdr.message_date(decode(get("Date")) or None, list(hops)),
         subject=subject,
         from_address=from_[0][1] if from_ else None,
         from_display=from_[0][0] if from_ else "",
         sender_address=sender[0][1] if sender else None,
-        reply_to=tuple(a for _, a in hdr.addresses([decode(msg.get("Reply-To"))])),
+        reply_to=tuple(a for _, a in hdr.addresses([decode(get("Reply-To"))])),
         return_path=return_path[0][1] if return_path else None,
         to=to,
         cc=cc,
@@ -314,8 +346,13 @@ _LANGID = None
 def detect_language(text: str) -> str | None:
     """ISO 639-1 code of *text* (py3langid, bundled model), or None for too little text."""
     global _LANGID
-    letters = sum(ch.isalpha() for ch in text)
-    if letters < 20:
+    letters = 0
+    for ch in text:  # at least 20 letters; stop counting there
+        if ch.isalpha():
+            letters += 1
+            if letters == 20:
+                break
+    else:
         return None
     if _LANGID is None:
         import py3langid

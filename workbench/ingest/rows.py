@@ -64,7 +64,7 @@ def message_rows(m: ParsedMessage, *, org_domains: tuple[str, ...] = (), locatio
     )
     bad_files = {
         f.file_name for top in m.attachments for f in top.walk()
-        if verdict and any(e.analyzer in ("attachment", "intel") and f.file_name in e.detail for e in verdict.evidence)
+        if verdict and any(e.analyzer in ("attachment", "intel", "yara") and f.file_name in e.detail for e in verdict.evidence)
     }
     events, attachments = [], []
     for rcpt in recipients:

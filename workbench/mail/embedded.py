@@ -36,6 +36,9 @@ from workbench.enums import Folder
 from workbench.errors import NotFound
 
 PACK_SIZE = 512
+# zlib level for bodies: most of their bytes are base64 attachments, where level 3 stores
+# about 3 % more than level 6 in a third less time (measured on the external corpus).
+BODY_LEVEL = 3
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -115,14 +118,29 @@ class EmbeddedMailStore:
         return self.put_bodies([body])[0]
 
     def put_bodies(self, bodies: list[bytes]) -> list[str]:
-        """Store bodies (each once, in one transaction); return their ids in order."""
+        """Store bodies (each once, in one transaction); return their ids in order.
+
+        Bodies already stored are not compressed again (re-ingesting costs a lookup)."""
         ids = [body_id(b) for b in bodies]
+        new = dict(zip(ids, bodies))
+        for known in self._known("bodies", "body_id", list(new)):
+            del new[known]
         with self._db:
             self._db.executemany(
                 "INSERT OR IGNORE INTO bodies (body_id, data) VALUES (?, ?)",
-                ((bid, zlib.compress(b, 6)) for bid, b in dict(zip(ids, bodies)).items()),
+                ((bid, zlib.compress(b, BODY_LEVEL)) for bid, b in new.items()),
             )
         return ids
+
+    def _known(self, table: str, column: str, values: list[str]) -> set[str]:
+        """Which of *values* are already in *table*.*column* (an indexed, unique column)."""
+        found: set[str] = set()
+        for i in range(0, len(values), 500):
+            chunk = values[i:i + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self._db.execute(f"SELECT {column} FROM {table} WHERE {column} IN ({marks})", chunk)
+            found.update(r[0] for r in rows)
+        return found
 
     def _body_rowids(self, body_ids: set[str]) -> dict[str, int]:
         rows = self._db.execute(
@@ -161,6 +179,12 @@ class EmbeddedMailStore:
         if frame.is_empty():
             return 0
         rowid = self._body_rowids(set(frame["BodyId"].unique().to_list()))
+        if not self._bulk:  # ids already stored keep their first copy: do not pack their headers again
+            known = self._known("messages", "network_message_id", frame["NetworkMessageId"].unique().to_list())
+            frame = frame.filter(~pl.col("NetworkMessageId").is_in(list(known))) if known else frame
+            frame = frame.unique("NetworkMessageId", keep="first", maintain_order=True)
+            if frame.is_empty():
+                return 0
         frame = frame.with_columns(pl.col("Headers").cast(pl.Binary))  # header bytes need not be UTF-8
         frame = frame.with_columns(
             _pack=pl.int_range(pl.len()) // PACK_SIZE,
