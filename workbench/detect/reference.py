@@ -3,7 +3,8 @@ registrable-domain helper (tldextract with its bundled suffix list; never fetche
 
 from __future__ import annotations
 
-from functools import cache
+import re
+from functools import cache, lru_cache
 from pathlib import Path
 
 import yaml
@@ -12,7 +13,7 @@ DATA = Path(__file__).resolve().parent / "data"
 
 
 COMMON_WORD_BRANDS = frozenset({"apple", "chase", "outlook", "mailbox", "webmail", "ledger", "norton", "zoom", "booking",
-                                "visa", "steam", "hermes", "kraken", "disney", "stripe", "venmo"})
+                                "visa", "steam", "hermes", "kraken", "disney", "stripe", "venmo", "ups", "ameli", "uber"})
 
 
 @cache
@@ -40,7 +41,7 @@ def _extractor():
     return tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)  # bundled snapshot only
 
 
-@cache
+@lru_cache(maxsize=131_072)  # bounded: every link and sender host passes through here
 def split(host: str) -> tuple[str, str, str]:
     """(subdomain, registrable label, public suffix) of a host name."""
     host = host.lower().strip(".")
@@ -68,3 +69,39 @@ def in_list(host: str | None, names: frozenset[str]) -> bool:
         return False
     labels = host.lower().strip(".").split(".")
     return any(".".join(labels[i:]) in names for i in range(len(labels)))
+
+
+_LIST_DOMAIN = re.compile(r"([a-z0-9-]+(?:\.[a-z0-9-]+)+)\s*>?\s*$", re.IGNORECASE)
+_ADDRESS_DOMAIN = re.compile(r"@([a-z0-9.-]+)", re.IGNORECASE)
+
+
+_LAST_INDEX: tuple = (None, {})
+
+
+def headers(m) -> dict[str, list[str]]:
+    """Lower-case header name → values of a parsed message, built once per message and shared
+    by the analyzers (``ParsedMessage.header`` walks every header on each call)."""
+    global _LAST_INDEX
+    last = _LAST_INDEX
+    if last[0] is m:
+        return last[1]
+    index: dict[str, list[str]] = {}
+    for name, value in m.headers:
+        index.setdefault(name.lower(), []).append(value)
+    _LAST_INDEX = (m, index)
+    return index
+
+
+def mailing_list(m) -> bool:
+    """True for a message re-sent by a mailing list: List-Id (or List-Post, X-BeenThere) names
+    the list's domain, and the envelope sender, Sender or From is on that same domain. Bulk
+    mailers and phishing kits often add a List-Id too, but one naming no domain of theirs."""
+    h = headers(m)
+    names = [match.group(1) for v in h.get("list-id", ()) if (match := _LIST_DOMAIN.search(v.strip()))]
+    names += [match.group(1) for name in ("list-post", "x-beenthere") for v in h.get(name, ())
+              if (match := _ADDRESS_DOMAIN.search(v))]
+    if not names:
+        return False
+    lists = {registrable(n.lower()) for n in names}
+    senders = [m.return_path, m.sender_address, m.from_address]
+    return any(a and registrable(a.rsplit("@", 1)[-1]) in lists for a in senders)

@@ -78,10 +78,19 @@ def evaluate(message: ParsedMessage, ctx: Context, rules: tuple[Rule, ...] | Non
         if confidence.get(threat) != "High":
             confidence[threat] = level
         classification = classification or (rule.classification.value if rule.classification else None)
-        explanation.append({
+        used = rule.signals()
+        entry = {
             "rule": rule.id, "name": rule.name, "threat": threat, "technology": rule.technology.value,
-            "evidence": [e.to_dict() for e in evidence if e.signal in rule.signals()],
-        })
+            "evidence": [e.to_dict() for e in evidence if e.signal in used],
+        }
+        if rule.weights:  # a score: every contribution, so the total can be recomputed
+            weights = rule.contributions(signals)
+            firsts = {}
+            for item in entry["evidence"]:  # a signal counts once: its first fact carries the weight
+                firsts.setdefault(item["signal"], {**item, "weight": weights[item["signal"]]})
+            entry["evidence"] = list(firsts.values())
+            entry["score"], entry["threshold"] = rule.score(signals), rule.threshold
+        explanation.append(entry)
     threats = tuple(sorted(methods, key=_ORDER.get))
     return Verdict(threats, methods, confidence, bulk_complaint_level(evidence), classification,
                    tuple(explanation), tuple(evidence))

@@ -1,3 +1,3 @@
 """The analyzers; importing this package registers every one of them in ``ANALYZERS``."""
 
-from workbench.detect.analyzers import attachments, auth, content, intel, lookalike, people, urls  # noqa: F401
+from workbench.detect.analyzers import attachments, auth, content, intel, lookalike, people, urls, yara  # noqa: F401

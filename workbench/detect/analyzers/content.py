@@ -1,5 +1,7 @@
-"""What the message says: credential, urgency, payment and delivery themes, spam terms,
-bulk mail markers (gives the bulk complaint level)."""
+"""What the message says and how it is dressed: lure themes in several languages (credential,
+urgency, payment, billing, delivery, prize, advance fee, government, crypto, extortion, spam
+offers), subject tricks (hash busters, reference numbers, pictographs, broken-up words),
+HTML habits of mass mailers, and bulk mail markers (gives the bulk complaint level)."""
 
 from __future__ import annotations
 
@@ -9,15 +11,44 @@ from functools import cache
 
 import yaml
 
+from workbench.detect import reference
 from workbench.detect.reference import DATA
 from workbench.detect.evidence import Context, Evidence, analyzer
 from workbench.ingest.message import ParsedMessage
 
 
 _MONEY = re.compile(r"[$€£]\s?\d[\d,.]*|\d[\d,.]*\s?(?:usd|eur|dollars|euros)\b|\d{2,3}\s?%", re.IGNORECASE)
-_IMG = re.compile(r"<img\b", re.IGNORECASE)
-_HIDDEN = re.compile(r"font-size\s*:\s*[01](?:\.\d+)?\s*(?:px|pt)?\s*[;\"']", re.IGNORECASE)
+_IMG = re.compile(r"<img\b")  # these HTML patterns run on the lower-cased HTML: no IGNORECASE scan
+_HIDDEN = re.compile(r"font-size\s*:\s*[01](?:\.\d+)?\s*(?:px|pt)?\s*[;\"']")
 _TOKEN = re.compile(r"[^\W_]+(?:['’][^\W_]+)?|[$%]")
+# Themes whose words in the subject line itself mark an offer rather than a newsletter topic.
+_SUBJECT_THEMES = ("spam", "spam_health", "spam_finance", "spam_marketing", "freebie", "prize")
+# The "ADV:" label some laws required on unsolicited advertising.
+_ADV = re.compile(r"(?:^|[\s\[(])adv\s*[:\])]", re.IGNORECASE)
+# Distinct phrases a theme needs before it counts: themes of everyday words need several.
+_MIN_HITS = {"spam": 3, "spam_health": 2, "spam_finance": 2, "spam_marketing": 2, "freebie": 2}
+# Hash busters: a random token (upper and lower case letters with digits) or a run of spaces
+# and a code tacked onto the subject, so that every copy of a mass mailing differs.
+_BUSTER = re.compile(r"(?<![\w#/.@:-])(?=[A-Za-z0-9]*[a-z][A-Za-z0-9]*[a-z])(?=[A-Za-z0-9]*[A-Z][A-Za-z0-9]*[A-Z])"
+                     r"(?=[A-Za-z0-9]*\d)[A-Za-z0-9]{10,}(?![\w.@-])"
+                     r"|\S\s{6,}\S|\s{3,}[\w-]{3,}\s*$")
+# Reference numbers in the subject ("#930-0956203-865", "[96492727663]", "Protocolo: 5571...")
+# make a lure look transactional; real orders and tickets have them too, so the signal is weak.
+_REFERENCE = re.compile(r"#\s?[A-Z0-9][A-Z0-9-]{5,}|\d{8,}|[\[(]\s*\d{5,}\s*[\])]|\b\d{3,}-\d{4,}-\d{3,}\b")
+_EMOJI = re.compile("[\U0001F000-\U0001FAFF\u2600-\u27BF\u2B00-\u2BFF]")
+# Words broken up so keyword filters miss them: letters split off ("G emeentelijk"), dots inside
+# words ("c.adeaukaarten", "u..te"), hyphen-chained capitals ("-Albert-Heijn-"), a zero for an O.
+_BROKEN = re.compile(r"(?<![A-Za-z])[A-Z] [a-z]{3,}.*(?<![A-Za-z])[A-Z] [a-z]{3,}"
+                     r"|(?<![\w.@/])[a-zA-Z]\.[a-z]{5,}(?![\w.@/])|\w\.\.\w|(?<=\w)-(?=[A-Z][a-z]+-)"
+                     r"|[A-Za-z]0[A-Za-z]|\b0[A-Za-z]{3,}|^\s*[-.*_~]+\w")
+_TAGS_IN_TEXT = re.compile(r"<(?:p|br|font|a\s|table|td|div|b|html|body)\b", re.IGNORECASE)
+# Impersonal greetings of mass mail ("Dear Customer", "Prezado cliente", "Sehr geehrter Kunde").
+_GREETING = re.compile(r"\b(?:dear (?:friend|sir|madam|sir/madam|sir or madam|customer|valued customer|user|member|client|"
+                       r"account holder|beneficiary|winner|subscriber|recipient)|prezad[oa]s? client|car[oa]s? client|"
+                       r"estimad[oa]s? client|querid[oa]s? client|sehr geehrte[r]? kund|liebe[r]? kund|cher client|"
+                       r"chère cliente|beste klant|geachte klant|gentile cliente)")
+_GREETING_KEYS = ("dear ", "client", "kund", "klant")
+_LOUD = re.compile(r"<font[^>]+size\s*=\s*[\"']?\+?[4-7]|font-size\s*:\s*(?:[3-9]\d|[1-9]\d\d)px")
 
 
 @cache
@@ -61,13 +92,15 @@ def text_of(m: ParsedMessage) -> str:
 def themes(m: ParsedMessage, ctx: Context) -> list[Evidence]:
     text = text_of(m)
     out = []
-    found = phrase_hits(text)
+    names = " ".join(f.file_name for f in m.attachments[:20] if f.file_name)  # lures are written into file names too
+    found = phrase_hits(f"{text}\n{names}" if names else text)
     for theme in _themes():
         hits = sorted(found.get(theme, ()))
+        if len(hits) < _MIN_HITS.get(theme, 1):
+            continue
         if theme == "spam":
-            if len(hits) >= 3:
-                out.append(Evidence("content", "content.spam_terms", f"spam terms: {', '.join(hits[:6])}"))
-        elif hits:
+            out.append(Evidence("content", "content.spam_terms", f"spam terms: {', '.join(hits[:6])}"))
+        else:
             out.append(Evidence("content", f"content.{theme}", f"{theme} wording: {', '.join(hits[:5])}"))
     if obfuscated := _obfuscation(f"{m.from_display} {m.subject}") or _obfuscation(text[:5000], invisible=False):
         out.append(Evidence("content", "content.obfuscated_text", obfuscated))
@@ -75,20 +108,55 @@ def themes(m: ParsedMessage, ctx: Context) -> list[Evidence]:
     letters = [c for c in subject if c.isalpha()]
     if (len(letters) >= 12 and sum(c.isupper() for c in letters) > 0.7 * len(letters)) or "!!!" in subject or "$$$" in subject:
         out.append(Evidence("content", "content.shouting", f"subject shouts: {subject[:80]!r}"))
+    for where, value in (("display name", m.from_display or ""), ("subject", m.subject)):
+        if broken := _BROKEN.search(value):
+            out.append(Evidence("content", "content.broken_words",
+                                f"{where} breaks words up to slip past filters: {broken.group(0)[:40]!r} in {value[:80]!r}"))
+            break
+    if buster := _BUSTER.search(m.subject) or (names and _BUSTER.search(names.replace(".", " ").replace("_", " "))):
+        out.append(Evidence("content", "content.subject_hash_buster",
+                            f"subject or file name carries a random token or padding that makes each copy unique: {buster.group(0).strip()[:40]!r}"))
+    if ref := _REFERENCE.search(f"{m.subject} {m.from_display}"):
+        out.append(Evidence("content", "content.subject_reference",
+                            f"a reference or order number in the subject or sender name: {ref.group(0)[:30]!r}"))
+    if emoji := _EMOJI.findall(m.subject):
+        out.append(Evidence("content", "content.subject_emoji", f"subject decorated with pictographs: {''.join(emoji[:5])}"))
+    if "!" in subject:
+        out.append(Evidence("content", "content.subject_exclaim", f"exclamation mark in the subject: {subject[:80]!r}"))
+    head = text[:5000].lower()
+    if any(k in head for k in _GREETING_KEYS) and (greeting := _GREETING.search(head)):
+        out.append(Evidence("content", "content.generic_greeting", f"impersonal greeting: {greeting.group(0)!r}"))
     money = _MONEY.findall(text)
     if len(money) >= 2:
         out.append(Evidence("content", "content.money", f"money amounts: {', '.join(sorted(set(money))[:4])}"))
+    html_head = m.html[:300_000].lower()
+    h = reference.headers(m)
     if m.html.strip() and not m.text.strip():
         out.append(Evidence("content", "content.html_only", "HTML body without a plain-text part"))
         visible = len(" ".join(text.split()[1:]))  # without the subject line
-        images = len(_IMG.findall(m.html[:300_000]))
+        images = len(_IMG.findall(html_head))
         if images and visible < 120:
             out.append(Evidence("content", "content.image_only", f"{images} image(s) and only {visible} characters of text"))
-    if _HIDDEN.search(m.html[:300_000]):
+        if "list-unsubscribe" not in h:
+            out.append(Evidence("content", "content.html_without_unsubscribe",
+                                "HTML-only message without the List-Unsubscribe header legitimate bulk senders add"))
+    if len(_TAGS_IN_TEXT.findall(m.text[:50_000])) >= 5:
+        out.append(Evidence("content", "content.html_in_text", "HTML markup sent as plain text: a mass mailer's broken template"))
+    if loud := _LOUD.search(html_head):
+        out.append(Evidence("content", "content.loud_html", f"oversized text in the HTML: {loud.group(0)[:40]!r}"))
+    if _HIDDEN.search(html_head):
         out.append(Evidence("content", "content.hidden_text", "text hidden with a zero or one-pixel font"))
-    headers = {k.lower() for k, _ in m.headers}
-    bulk = [h for h in ("list-unsubscribe", "list-id", "precedence", "x-campaign", "x-mailer-recptid", "feedback-id") if h in headers]
-    if any(v.lower() in ("bulk", "list", "junk") for v in m.header("Precedence")) or len(bulk) >= 2:
+    if any(v.strip().startswith("1") for v in h.get("x-priority", ())) or \
+            any("high" in v.lower() for v in h.get("x-msmail-priority", ())):
+        out.append(Evidence("content", "content.high_priority", "marked high priority (X-Priority), as mass mailers do to stand out"))
+    in_subject = phrase_hits(m.subject)
+    subject_hits = sorted({p for theme in _SUBJECT_THEMES for p in in_subject.get(theme, ())})
+    if _ADV.search(m.subject):
+        subject_hits.insert(0, "ADV label")
+    if subject_hits:
+        out.append(Evidence("content", "content.spam_subject", f"sales or prize wording in the subject: {', '.join(subject_hits[:4])}"))
+    bulk = [name for name in ("list-unsubscribe", "list-id", "precedence", "x-campaign", "x-mailer-recptid", "feedback-id") if name in h]
+    if any(v.lower() in ("bulk", "list", "junk") for v in h.get("precedence", ())) or len(bulk) >= 2:
         out.append(Evidence("content", "content.bulk", f"bulk mail headers: {', '.join(bulk)}"))
     return out
 
@@ -113,6 +181,8 @@ _MARKED = re.compile(r"\w*[A-Za-z][\u0300-\u036f\u0591-\u05c7\u0610-\u061a\u064b
 def _obfuscation(text: str, *, invisible: bool = True) -> str | None:
     """Words written with letters of two scripts (Latin with Cyrillic/Greek look-alikes), or
     letters split by invisible characters: tricks to slip past keyword filters."""
+    if text.isascii():  # every trick below needs characters outside ASCII
+        return None
     if invisible:
         for match in _INVISIBLE_IN_WORD.finditer(text):
             return f"invisible characters inside a word: {match.group(0).encode('unicode_escape').decode()[:60]}"

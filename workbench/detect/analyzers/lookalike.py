@@ -3,7 +3,7 @@ brand names with added words."""
 
 from __future__ import annotations
 
-from functools import cache
+from functools import cache, lru_cache
 
 from rapidfuzz.distance import Levenshtein
 
@@ -15,7 +15,7 @@ from workbench.ingest.message import ParsedMessage
 _DIGITS = str.maketrans({"0": "o", "1": "l", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b", "@": "a", "$": "s"})
 
 
-@cache
+@lru_cache(maxsize=65_536)  # bounded: display names and subjects pass through here too
 def skeleton(label: str) -> str:
     """A label with common visual substitutions undone (rn→m, vv→w, digits→letters, confusables→Latin)."""
     from confusable_homoglyphs import confusables
@@ -58,7 +58,7 @@ def resemblance(host: str, ctx: Context) -> str | None:
     return _brand_resemblance(host, label, skel)
 
 
-@cache
+@lru_cache(maxsize=65_536)
 def _brand_resemblance(host: str, label: str, skel: str) -> str | None:
     """The brand part of :func:`resemblance` (independent of the organisation, so cached)."""
     if reference.in_list(host, reference.brand_domains()):

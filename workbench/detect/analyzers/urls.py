@@ -1,5 +1,6 @@
 """Link features: raw IP hosts, shorteners, free hosting and file sharing, risky TLDs,
-credential forms, link text that shows another domain."""
+credential forms, link text that shows another domain, open redirects, user@host URLs and
+links hidden in QR codes."""
 
 from __future__ import annotations
 
@@ -14,6 +15,9 @@ from workbench.ingest.message import ParsedMessage
 _PASSWORD = re.compile(r"<input[^>]+type\s*=\s*[\"']?password", re.IGNORECASE)
 _ANCHOR = re.compile(r"<a\s[^>]*href\s*=\s*[\"']([^\"']+)[\"'][^>]*>(.*?)</a>", re.IGNORECASE | re.DOTALL)
 _SHOWN_URL = re.compile(r"(?:https?://|www\.)([a-z0-9.-]+\.[a-z]{2,})", re.IGNORECASE)
+# A parameter that carries a whole second URL: an open redirect through a trusted host.
+_REDIRECT = re.compile(r"[?&][a-z_]*(?:url|redirect|redir|next|target|dest|destination|goto|link|return|continue|to|u|r|q)"
+                       r"=(?:https?(?::|%3a)|%2f%2f|//)", re.IGNORECASE)
 
 
 @analyzer("url")
@@ -40,8 +44,15 @@ def link_features(m: ParsedMessage, ctx: Context) -> list[Evidence]:
         suffix = reference.split(host)[2].rsplit(".", 1)[-1]
         if suffix in lists["suspicious_tlds"] and not reference.in_list(host, ctx.allow_domains):
             add("url.suspicious_tld", f"link to a .{suffix} domain: {host}")
+        if u.location == "QRCode":
+            add("url.qr_code", f"link hidden in a QR code image, out of reach of link scanning: {u.url[:120]}")
         if u.url.lower().startswith("http://") and u.location != "Attachment":
             add("url.plain_http", f"unencrypted link: {u.url[:120]}")
+        authority = u.url.split("//", 1)[-1].split("/", 1)[0]
+        if "@" in authority:
+            add("url.userinfo", f"link hides its real host after an '@': {u.url[:120]}")
+        if (redirect := _REDIRECT.search(u.url)) and not reference.in_list(host, ctx.allow_domains):
+            add("url.redirect", f"link passes another URL through {host} ({redirect.group(0)[:30]}...): {u.url[:120]}")
     if _PASSWORD.search(m.html or ""):
         add("url.credential_form", "the message body contains a password field")
     for href, text in _ANCHOR.findall((m.html or "")[:300_000]):
