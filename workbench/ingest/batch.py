@@ -2,8 +2,11 @@
 
 One bad item never stops the batch: anything that cannot be parsed (or raises while being
 turned into rows) is copied to ``<tenant>/dead-letter/`` with a JSON note naming its source
-and the reason. Rows are appended in chunks; re-ingesting the same input adds nothing
-(ids come from the message), which the summary reports as duplicates.
+and the reason. Raw mail is stored every :data:`CHUNK` messages' rows; lake rows are kept as
+frames and appended every :data:`LAKE_CHUNK` EmailEvents rows (and at the end), so an import
+of old mail spread over many days writes one file per day and table for up to that many rows
+rather than one per chunk. Re-ingesting the same input adds nothing (ids come from the
+message), which the summary reports as duplicates.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+import polars as pl
 from tqdm.auto import tqdm
 
 from workbench import schema
@@ -26,7 +30,8 @@ from workbench.lake import Lake
 from workbench.mail.embedded import EmbeddedMailStore
 from workbench.tenant import Tenant
 
-CHUNK = 5000
+CHUNK = 5000  # EmailEvents rows held as dicts; then they become frames and raw mail is stored
+LAKE_CHUNK = 50_000  # EmailEvents rows held as frames (about 2 KB each) before a lake append
 EMAIL_TABLES = ("EmailEvents", "EmailAttachmentInfo", "EmailUrlInfo")
 
 
@@ -60,18 +65,19 @@ def _split(raw: bytes) -> tuple[bytes, bytes]:
     return raw[:end], raw[end:]
 
 
+def protected_people(identity: pl.DataFrame) -> tuple[Person, ...]:
+    """Executives and priority accounts from IdentityInfo rows: the people worth impersonating."""
+    people = identity.filter(
+        pl.col("Tags").str.contains("Priority account") | pl.col("JobTitle").str.contains("(?i)chief|president|director|head of")
+    ).unique(["AccountUpn"], maintain_order=True)
+    return tuple(Person(n, u) for n, u in people.select("AccountDisplayName", "AccountUpn").iter_rows() if n)
+
+
 def tenant_context(tenant: Tenant, org_domains: tuple[str, ...] = ()) -> Context:
     """What detection may know about the tenant: its domains and its protected people."""
-    import polars as pl
-
     lake = Lake.for_tenant(tenant)
-    people = lake.scan("IdentityInfo", columns=["AccountDisplayName", "AccountUpn", "JobTitle", "Tags"]).filter(
-        pl.col("Tags").str.contains("Priority account") | pl.col("JobTitle").str.contains("(?i)chief|president|director|head of")
-    ).unique(["AccountUpn"]).collect()
-    return Context(
-        org_domains=org_domains,
-        protected_people=tuple(Person(n, u) for n, u in people.select("AccountDisplayName", "AccountUpn").iter_rows() if n),
-    )
+    identity = lake.scan("IdentityInfo", columns=["AccountDisplayName", "AccountUpn", "JobTitle", "Tags"]).collect()
+    return Context(org_domains=org_domains, protected_people=protected_people(identity))
 
 
 def dead_letter(tenant: Tenant, item: RawItem, reason: str) -> None:
@@ -94,16 +100,31 @@ def ingest(tenant: Tenant, items: Iterable[RawItem], *, org_domains: tuple[str, 
     lake = Lake.for_tenant(tenant)
     store = EmbeddedMailStore.for_tenant(tenant)
     pending: dict[str, list[dict]] = {t: [] for t in EMAIL_TABLES}
+    frames: dict[str, list[pl.DataFrame]] = {t: [] for t in EMAIL_TABLES}  # converted rows awaiting a lake append
+    buffered = 0  # EmailEvents rows in frames
     raw_rows: list[tuple[str, str, bytes, bytes]] = []  # body bytes until flush stores them
     placements: list[tuple[str, str, str]] = []
 
-    def flush() -> None:
-        for table, rows in pending.items():
-            if rows:
-                result = lake.append(table, schema.table(table).from_rows(rows))
+    def append_frames() -> None:
+        nonlocal buffered
+        for table, parts in frames.items():
+            if parts:
+                result = lake.append(table, parts[0] if len(parts) == 1 else pl.concat(parts, rechunk=False))
                 summary.rows[table] += result.rows_written
                 summary.duplicates += result.rows_skipped
+                parts.clear()
+        buffered = 0
+
+    def flush(final: bool = False) -> None:
+        nonlocal buffered
+        for table, rows in pending.items():
+            if rows:
+                frames[table].append(schema.table(table).from_rows(rows))
+                if table == "EmailEvents":
+                    buffered += len(rows)
                 rows.clear()
+        if final or buffered >= LAKE_CHUNK:
+            append_frames()
         if raw_rows:
             ids = store.put_bodies([body for *_, body in raw_rows])
             store.put_messages((nmid, received, head, bid) for (nmid, received, head, _), bid in zip(raw_rows, ids))
@@ -144,7 +165,7 @@ def ingest(tenant: Tenant, items: Iterable[RawItem], *, org_domains: tuple[str, 
                 placements.append((message.network_message_id, item.mailbox, folder.value))
             if len(pending["EmailEvents"]) >= CHUNK:
                 flush()
-        flush()
+        flush(final=True)
     finally:
         bar.close()
         store.close()
@@ -152,4 +173,4 @@ def ingest(tenant: Tenant, items: Iterable[RawItem], *, org_domains: tuple[str, 
     return summary
 
 
-__all__ = ["IngestSummary", "ingest", "dead_letter"]
+__all__ = ["IngestSummary", "ingest", "dead_letter", "tenant_context", "protected_people"]

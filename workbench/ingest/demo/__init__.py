@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import time
+from functools import partial
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -33,7 +34,10 @@ from workbench.enums import (
 from workbench.errors import InputError
 from workbench.ingest.demo import activity, lures, org as orgs, stories
 from workbench.ingest.demo.content import background_templates
-from workbench.ingest.demo.emit import Catalog, emit, spec_frame
+from workbench.detect import Context
+from workbench.ingest.batch import protected_people
+from workbench.ingest.demo.emit import Catalog, emit, header_blocks, spec_frame
+from workbench.ingest.demo.judge import IntelFeed, Judge, Zap, zap_type
 from workbench.ingest.demo.traffic import WORK_HOURS, Traffic
 from workbench.lake import Lake
 from workbench.mail.embedded import EmbeddedMailStore
@@ -96,30 +100,28 @@ def _uuid_maker(rng: np.random.Generator):
     return uuids
 
 
-def _zap_commodity_phish(rng, specs: pl.DataFrame, prefix: str, window_end: datetime) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Half of the generic phish that got through is removed after delivery (Phish ZAP), if before 'now'."""
-    delay = (rng.integers(60, 360, len(specs)) * 60_000_000).astype(np.int64)
-    in_time = specs.select(pl.col("Timestamp") + pl.Series(delay).cast(pl.Duration("us")) < window_end).to_series().to_numpy()
-    hit = (pl.col("_category") == "phish") & (pl.col("DeliveryAction") == DeliveryAction.DELIVERED.value)
-    mask = specs.select(hit).to_series().to_numpy() & (rng.random(len(specs)) < 0.5) & in_time
-    methods = '{"Phish":["URL detonation reputation"]}'
-    zapped = pl.Series(mask)
+def _apply_zaps(specs: pl.DataFrame, zaps: list[Zap], prefix: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Move the copies later intelligence condemned to quarantine; their EmailPostDeliveryEvents rows."""
+    if not zaps:
+        return specs, schema.EmailPostDeliveryEvents.empty()
+    rows = [z.row for z in zaps]
+    zapped = pl.Series(np.isin(np.arange(len(specs)), rows))
     specs = specs.with_columns(
         LatestDeliveryLocation=pl.when(zapped).then(pl.lit(DeliveryLocation.QUARANTINE.value)).otherwise("LatestDeliveryLocation"),
         LatestDeliveryAction=pl.when(zapped).then(pl.lit(LatestDeliveryAction.MOVED_TO_QUARANTINE.value)).otherwise("LatestDeliveryAction"),
     )
-    post = specs.filter(zapped).select(
-        (pl.col("Timestamp") + pl.Series(delay[mask]).cast(pl.Duration("us"))).alias("Timestamp"),
-        "NetworkMessageId", "InternetMessageId",
-        pl.lit(PostDeliveryAction.MOVE_TO_QUARANTINE.value).alias("Action"),
-        pl.lit(PostDeliveryActionType.PHISH_ZAP.value).alias("ActionType"),
-        pl.lit(ActionTrigger.SPECIAL_ACTION.value).alias("ActionTrigger"),
-        pl.lit(ActionResult.SUCCESS.value).alias("ActionResult"),
-        "RecipientEmailAddress", "SenderFromAddress", "EmailDirection",
-        pl.lit(DeliveryLocation.QUARANTINE.value).alias("DeliveryLocation"),
-        pl.lit("Phish").alias("ThreatTypes"), pl.lit(methods).alias("DetectionMethods"),
-        (pl.lit(prefix) + pl.int_range(pl.len()).cast(pl.String).str.zfill(7)).alias("ReportId"),
-    )
+    copies = specs[rows]
+    post = pl.DataFrame({
+        "Timestamp": pl.Series([z.timestamp for z in zaps], dtype=pl.Datetime("us", "UTC")),
+        "NetworkMessageId": copies["NetworkMessageId"], "InternetMessageId": copies["InternetMessageId"],
+        "Action": PostDeliveryAction.MOVE_TO_QUARANTINE.value,
+        "ActionType": [zap_type(z.threat).value for z in zaps],
+        "ActionTrigger": ActionTrigger.SPECIAL_ACTION.value, "ActionResult": ActionResult.SUCCESS.value,
+        "RecipientEmailAddress": copies["RecipientEmailAddress"], "SenderFromAddress": copies["SenderFromAddress"],
+        "EmailDirection": copies["EmailDirection"], "DeliveryLocation": DeliveryLocation.QUARANTINE.value,
+        "ThreatTypes": [z.threat for z in zaps], "DetectionMethods": [z.judgement.columns["DetectionMethods"] for z in zaps],
+        "ReportId": [f"{prefix}{i:07d}" for i in range(len(zaps))],
+    })
     return specs, schema.EmailPostDeliveryEvents.conform(post)
 
 
@@ -172,9 +174,17 @@ def generate(
         for pool in noise.values():
             for tpl in pool:
                 catalog.add(tpl)
-        planter = stories.Planter(org, story_rng, catalog, window_start, window_end)
+        feed = IntelFeed()
+        lures.commodity_intel(noise_rng, noise, window_start, window_end, feed)
+        headers = partial(header_blocks, catalog=catalog, org_domains=org.domains, edge_ip=org.edge_ip, mx_host=org.mx_host)
+        identity = activity.identity_info(org, window_start)
+        context = Context(org_domains=tuple(org.domains), protected_people=protected_people(identity))  # as ingest builds it
+        judge = Judge(context, feed, window_end, headers, catalog.templates)
+        planter = stories.Planter(org, story_rng, catalog, window_start, window_end, judge)
         truth = stories.plant(planter)
         story_specs = spec_frame(planter.specs).with_columns(_category=pl.lit("story"))
+        t.root.joinpath("intel").mkdir(exist_ok=True)
+        feed.write_stix(t.root / "intel" / "demo-feed.stix.json")
         story_rows = {table: schema.table(table).from_rows(rows) for table, rows in planter.rows.items()}
 
         lake = Lake(t.lake_dir)
@@ -191,7 +201,7 @@ def generate(
             if len(frame):
                 counts[table] += lake.append(table, frame).rows_written
 
-        write("IdentityInfo", activity.identity_info(org, window_start))
+        write("IdentityInfo", identity)
         traffic = Traffic(org, background, noise, noise_senders)
         first_contact = _FirstContact()
         users_by_upn = {u.upn.lower(): u for u in org.users}
@@ -203,9 +213,11 @@ def generate(
             tag = f"{day:%Y%m%d}"
             specs = traffic.finish(traffic.day(rng, day, _uuid_maker(rng)), window_start, window_end, f"{tag}E")
             specs = first_contact.mark(specs)
-            specs, post = _zap_commodity_phish(rng, specs, f"{tag}P", window_end)
+            specs, zaps = judge.judge(specs)
+            specs = specs.with_columns(LatestDeliveryAction=pl.col("DeliveryAction"), LatestDeliveryLocation=pl.col("DeliveryLocation"))
+            specs, post = _apply_zaps(specs, zaps, f"{tag}P")
             todays = story_specs.filter(pl.col("Timestamp").dt.date() == day)
-            specs = pl.concat([specs, todays], how="vertical").sort("Timestamp", "NetworkMessageId", "RecipientEmailAddress")
+            specs = pl.concat([specs.select(todays.columns), todays], how="vertical").sort("Timestamp", "NetworkMessageId", "RecipientEmailAddress")
             out = emit(specs.drop("_category"), catalog, org_domains=org.domains, edge_ip=org.edge_ip, mx_host=org.mx_host)
             for table, frame in out.tables.items():
                 write(table, frame)
@@ -241,6 +253,8 @@ def generate(
             "window": window,
             "organisation": {"name": org.name, "domains": list(org.domains), "tenant_id": org.tenant_id},
             "rows": counts, "raw_messages": raw_messages, "stories": summary.stories,
+            "verdicts": {"evaluations": judge.evaluations, "intel_feed": "intel/demo-feed.stix.json",
+                         "indicators": len(feed.indicators)},
         })
     return summary
 

@@ -33,9 +33,6 @@ class Attachment:
     file_type: str
     mime_type: str
     content: bytes = field(repr=False)
-    threat_types: str | None = None
-    threat_names: str | None = None
-    detection_methods: str | None = None
 
     @property
     def sha256(self) -> str:

@@ -63,8 +63,14 @@ SPEC = pl.Schema(
         "DistributionList": S,
         "IsFirstContact": BOOL,
         "ReportId": S,
+        "Explanation": S,  # the verdict's explanation (JSON), filled in by the judge
+        "BadFiles": pl.List(S),  # attachments the Malware evidence names
     }
 )
+
+
+# Content sent by mailing systems carries the list headers bulk senders add (RFC 2369, RFC 2919).
+BULK_CATEGORIES = frozenset({"newsletter", "saas"})
 
 
 def spec_frame(rows: list[dict]) -> pl.DataFrame:
@@ -103,6 +109,7 @@ class Catalog:
                     "UrlCount": [len(t.urls) for t in ts],
                     "EmailLanguage": [t.language for t in ts],
                     "EmailClusterId": [t.cluster_id for t in ts],
+                    "Bulk": [t.category in BULK_CATEGORIES for t in ts],
                 },
                 schema_overrides={"TemplateId": pl.Int64, "AttachmentCount": I32, "UrlCount": I32, "BodySize": pl.Int64},
             )
@@ -113,13 +120,12 @@ class Catalog:
             )
             atts = pl.DataFrame(
                 [
-                    (t.id, a.file_name, a.file_type, a.sha256, a.size, a.threat_types, a.threat_names, a.detection_methods)
+                    (t.id, a.file_name, a.file_type, a.sha256, a.size)
                     for t in ts
                     for a in t.attachments
                 ],
                 schema={
                     "TemplateId": pl.Int64, "FileName": S, "FileType": S, "SHA256": S, "FileSize": pl.Int64,
-                    "AttThreatTypes": S, "AttThreatNames": S, "AttDetectionMethods": S,
                 },
                 orient="row",
             )
@@ -173,6 +179,10 @@ def _headers(messages: pl.DataFrame, edge_ip: str, mx_host: str, mbx_host: str) 
         pl.format("Date: {}", date),
         pl.format("Message-ID: {}", pl.col("InternetMessageId")),
         pl.when(pl.col("ReplyTo").is_not_null()).then(pl.format("Reply-To: {}", pl.col("ReplyTo"))),
+        pl.when(pl.col("Bulk")).then(pl.format("List-Unsubscribe: <mailto:unsubscribe@{}?subject=unsubscribe>, "
+                                               "<https://{}/unsubscribe>", from_domain, from_domain)),
+        pl.when(pl.col("Bulk")).then(pl.format("List-Id: <updates.{}>", from_domain)),
+        pl.when(pl.col("Bulk")).then(pl.lit("Precedence: bulk")),
         pl.lit("MIME-Version: 1.0"),
         pl.format("Content-Type: {}", pl.col("ContentType")),
         pl.format("Return-Path: <{}>", pl.col("SenderMailFromAddress")),
@@ -182,16 +192,9 @@ def _headers(messages: pl.DataFrame, edge_ip: str, mx_host: str, mbx_host: str) 
     return pl.concat_str(lines, separator="\r\n", ignore_nulls=True) + pl.lit("\r\n\r\n")
 
 
-def emit(specs: pl.DataFrame, catalog: Catalog, *, org_domains: tuple[str, ...], edge_ip: str, mx_host: str) -> Emitted:
-    """Canonical rows, header blocks and folder placements for one batch of specs."""
-    meta, urls, atts = catalog.frames()
-    specs = specs.join(meta, on="TemplateId", how="left")
-    if specs["BodyId"].null_count():
-        missing = specs.filter(pl.col("BodyId").is_null())["TemplateId"].unique().to_list()
-        raise ValueError(f"specs reference unknown templates {missing}")
-
-    # One header block per message.
-    messages = (
+def _messages(specs: pl.DataFrame) -> pl.DataFrame:
+    """One row per message (specs already joined with the template metadata)."""
+    return (
         specs.group_by("NetworkMessageId", maintain_order=True)
         .agg(
             pl.all().exclude("RecipientEmailAddress", "RecipientObjectId").first(),
@@ -205,13 +208,38 @@ def emit(specs: pl.DataFrame, catalog: Catalog, *, org_domains: tuple[str, ...],
             .when(pl.col("ThreatTypes").str.contains("Spam")).then(pl.lit("5")).otherwise(pl.lit("9")),
         )
     )
-    mbx_host = f"{org_domains[0].split('.')[0].upper()}PR01MB{len(org_domains)}001.prod.outlook.com"
-    raw = messages.select(
+
+
+def _with_meta(specs: pl.DataFrame, catalog: Catalog) -> pl.DataFrame:
+    specs = specs.join(catalog.frames()[0], on="TemplateId", how="left")
+    if specs["BodyId"].null_count():
+        missing = specs.filter(pl.col("BodyId").is_null())["TemplateId"].unique().to_list()
+        raise ValueError(f"specs reference unknown templates {missing}")
+    return specs
+
+
+def _mailbox_host(org_domains: tuple[str, ...]) -> str:
+    return f"{org_domains[0].split('.')[0].upper()}PR01MB{len(org_domains)}001.prod.outlook.com"
+
+
+def header_blocks(specs: pl.DataFrame, catalog: Catalog, *, org_domains: tuple[str, ...], edge_ip: str,
+                  mx_host: str) -> pl.DataFrame:
+    """NetworkMessageId, Received (ISO), Headers (the RFC 5322 header block), BodyId per message."""
+    messages = _messages(_with_meta(specs, catalog))
+    return messages.select(
         "NetworkMessageId",
         pl.col("Timestamp").dt.strftime("%Y-%m-%dT%H:%M:%S%.6fZ").alias("Received"),
-        _headers(messages, edge_ip, mx_host, mbx_host).alias("Headers"),
+        _headers(messages, edge_ip, mx_host, _mailbox_host(org_domains)).alias("Headers"),
         "BodyId",
     )
+
+
+def emit(specs: pl.DataFrame, catalog: Catalog, *, org_domains: tuple[str, ...], edge_ip: str, mx_host: str) -> Emitted:
+    """Canonical rows, header blocks and folder placements for one batch of specs."""
+    _, urls, atts = catalog.frames()
+    raw = header_blocks(specs, catalog, org_domains=org_domains, edge_ip=edge_ip, mx_host=mx_host)
+    specs = _with_meta(specs, catalog)
+    messages = _messages(specs)
     sizes = raw.select("NetworkMessageId", pl.col("Headers").str.len_bytes().cast(pl.Int64).alias("HeaderSize"))
 
     events = (
@@ -229,8 +257,14 @@ def emit(specs: pl.DataFrame, catalog: Catalog, *, org_domains: tuple[str, ...],
             Context=pl.lit(None, S),
             UserLevelAction=pl.lit(None, S),
             UserLevelPolicy=pl.lit(None, S),
-            AdditionalFields=pl.when(pl.col("ReplyTo").is_not_null())
-            .then(pl.concat_str(pl.lit('{"ReplyTo":"'), pl.col("ReplyTo"), pl.lit('"}'))),
+            AdditionalFields=pl.concat_str(
+                pl.lit('{"Explanation":'), pl.col("Explanation").fill_null("null"),
+                pl.when(pl.col("ReplyTo").is_not_null()).then(pl.concat_str(
+                    pl.lit(',"ReplyTo":"'),
+                    pl.col("ReplyTo").str.replace_all("\\", "\\\\", literal=True).str.replace_all('"', '\\"', literal=True),
+                    pl.lit('"'))).otherwise(pl.lit("")),
+                pl.lit("}"),
+            ),
         )
     )
     email_events = schema.EmailEvents.conform(events.select(schema.EmailEvents.column_names))
@@ -244,10 +278,14 @@ def emit(specs: pl.DataFrame, catalog: Catalog, *, org_domains: tuple[str, ...],
 
     att_rows = (
         specs.select("Timestamp", "NetworkMessageId", "TemplateId", "SenderFromAddress", "SenderDisplayName",
-                     "SenderObjectId", "RecipientEmailAddress", "RecipientObjectId", "ReportId")
+                     "SenderObjectId", "RecipientEmailAddress", "RecipientObjectId", "ReportId", "BadFiles",
+                     pl.col("ThreatNames").alias("MessageThreatNames"), pl.col("DetectionMethods").alias("MessageMethods"))
         .join(atts, on="TemplateId", how="inner")
+        .with_columns(bad=pl.col("BadFiles").list.contains(pl.col("FileName")).fill_null(False))
         .with_columns(
-            ThreatTypes="AttThreatTypes", ThreatNames="AttThreatNames", DetectionMethods="AttDetectionMethods",
+            ThreatTypes=pl.when("bad").then(pl.lit("Malware")),
+            ThreatNames=pl.when("bad").then("MessageThreatNames"),
+            DetectionMethods=pl.when("bad").then("MessageMethods"),
             ReportId=pl.col("ReportId") + pl.lit("-a") + pl.int_range(pl.len()).over("ReportId").cast(S),
         )
     )

@@ -2,8 +2,9 @@
 
 Volumes follow working hours in each person's office time zone and the working week;
 categories (colleagues, partners, SaaS notifications, newsletters, spam, outside people,
-outbound mail, and the steady trickle of commodity phish and malware the filters catch)
-have their own senders, recipients, authentication results and verdicts.
+outbound mail, and the steady trickle of commodity phish and malware) have their own
+senders, recipients and authentication results. Verdicts are not drawn here: the judge
+(:mod:`workbench.ingest.demo.judge`) runs the detection analyzers over each message.
 """
 
 from __future__ import annotations
@@ -14,17 +15,9 @@ from datetime import date, datetime, timezone
 import numpy as np
 import polars as pl
 
-from workbench.enums import (
-    DeliveryAction as DA,
-    DeliveryLocation as DL,
-    DetectionTechnology as DT,
-    EmailAction as EA,
-    EmailActionPolicy as EP,
-    EmailDirection as ED,
-)
-from workbench.ingest.demo import vocab
+from workbench.enums import EmailDirection as ED
 from workbench.ingest.demo.content import Template
-from workbench.ingest.demo.emit import SPEC, detection_methods
+from workbench.ingest.demo.emit import SPEC
 from workbench.ingest.demo.org import ExternalSender, Organisation
 
 # Messages per user per working day, weekend factor, mean extra recipients.
@@ -37,6 +30,7 @@ RATES = {
     "person": (0.8, 0.30, 0.0),
     "outbound": (1.8, 0.08, 0.3),
     "phish": (0.12, 0.80, 0.05),
+    "compromised": (0.05, 0.50, 0.0),
     "malware": (0.04, 0.80, 0.0),
 }
 
@@ -45,49 +39,21 @@ _WORK = np.array([1, 1, 1, 1, 1, 2, 4, 10, 22, 30, 30, 26, 16, 22, 28, 28, 24, 1
 _FLAT = np.array([3, 3, 3, 3, 4, 5, 6, 7, 8, 8, 8, 8, 8, 8, 8, 8, 8, 7, 7, 6, 5, 4, 4, 3], float)
 WORK_HOURS, FLAT_HOURS = _WORK / _WORK.sum(), _FLAT / _FLAT.sum()
 
-_CLEAN = (DA.DELIVERED, DL.INBOX, None, None, None, EA.NO_ACTION, None, '{"Spam":"1"}')
-
-
-def _outcome(da, dl, threat, techniques, classification, action, policy, confidence):
-    methods = detection_methods(threat, *techniques) if threat else None
-    return (da.value, dl.value, threat, methods, classification, action.value, policy.value if policy else None, confidence)
-
-
-# Verdict profiles: (probability, outcome) per category.
-PROFILES: dict[str, list[tuple[float, tuple]]] = {
-    "clean": [(1.0, _outcome(*_CLEAN))],
-    "spam": [
-        (0.50, _outcome(DA.JUNKED, DL.JUNK, "Spam", [DT.ADVANCED_FILTER], None, EA.MOVE_TO_JUNK, EP.ANTISPAM, '{"Spam":"6"}')),
-        (0.08, _outcome(DA.JUNKED, DL.JUNK, "Spam", [DT.IP_REPUTATION], None, EA.MOVE_TO_JUNK, EP.ANTISPAM, '{"Spam":"5"}')),
-        (0.25, _outcome(DA.BLOCKED, DL.QUARANTINE, "Spam", [DT.URL_MALICIOUS_REPUTATION, DT.GENERAL_FILTER], None,
-                        EA.SEND_TO_QUARANTINE, EP.ANTISPAM_HIGH_CONFIDENCE, '{"Spam":"9"}')),
-        (0.17, _outcome(*_CLEAN)),
-    ],
-    "phish": [
-        (0.70, _outcome(DA.BLOCKED, DL.QUARANTINE, "Phish", [DT.URL_MALICIOUS_REPUTATION], None, EA.SEND_TO_QUARANTINE,
-                        EP.ANTISPAM_PHISHING, '{"Phish":"High"}')),
-        (0.10, _outcome(DA.BLOCKED, DL.QUARANTINE, "Phish", [DT.IMPERSONATION_BRAND], None, EA.SEND_TO_QUARANTINE,
-                        EP.ANTIPHISH_SPOOF, '{"Phish":"High"}')),
-        (0.12, _outcome(DA.JUNKED, DL.JUNK, "Phish", [DT.SPOOF_DMARC], None, EA.MOVE_TO_JUNK, EP.ANTIPHISH_SPOOF,
-                        '{"Phish":"Normal"}')),
-        (0.08, _outcome(*_CLEAN)),
-    ],
-    "malware": [
-        (0.85, _outcome(DA.BLOCKED, DL.QUARANTINE, "Malware", [DT.ANTIMALWARE], None, EA.SEND_TO_QUARANTINE, EP.ANTIMALWARE,
-                        None)),
-        (0.15, _outcome(DA.BLOCKED, DL.QUARANTINE, "Malware", [DT.FILE_DETONATION], None, EA.SEND_TO_QUARANTINE,
-                        EP.SAFE_ATTACHMENTS, None)),
-    ],
-}
+# Spammers mostly send from domains they registered and set up themselves: SPF and DKIM
+# pass for those, DMARC often has no record. Phishers spoof or borrow: results fail more.
+_BULK_SENDER_AUTH = [  # spf, dkim, dmarc, compauth
+    ("pass", "pass", "none", "softpass"),
+    ("pass", "pass", "pass", "pass"),
+    ("pass", "none", "none", "softpass"),
+    ("softfail", "none", "none", "none"),
+]
 _SPAMMY_AUTH = [  # spf, dkim, dmarc, compauth
     ("softfail", "none", "fail", "fail"),
     ("none", "none", "none", "none"),
     ("fail", "fail", "fail", "fail"),
     ("pass", "none", "none", "softpass"),
 ]
-_OUTCOME_COLUMNS = ["DeliveryAction", "DeliveryLocation", "ThreatTypes", "DetectionMethods", "ThreatClassification",
-                    "EmailAction", "EmailActionPolicy", "ConfidenceLevel"]
-_OUTCOME_SCHEMA = {c: pl.String for c in _OUTCOME_COLUMNS}
+TEMPLATES_PER_SENDER = 3  # a sender writes about a few things (its newsletter, its campaign, its topics)
 
 
 @dataclass
@@ -149,16 +115,19 @@ class Traffic:
         def spammy(s: ExternalSender):
             return _SPAMMY_AUTH[sum(map(ord, s.domain)) % len(_SPAMMY_AUTH)]
 
+        def bulk_sender(s: ExternalSender):
+            return _BULK_SENDER_AUTH[sum(map(ord, s.domain)) % len(_BULK_SENDER_AUTH)]
+
         self.pools = {
             "partner": SenderPool.of(org.partners, legit),
             "saas": SenderPool.of(org.saas, legit),
             "newsletter": SenderPool.of(org.newsletters, legit),
-            "spam": SenderPool.of(org.spammers, spammy),
+            "spam": SenderPool.of(org.spammers, bulk_sender),
             "person": SenderPool.of(org.people, legit),
             "phish": SenderPool.of(noise_senders["phish"], spammy),
+            "compromised": SenderPool.of(noise_senders["compromised"], legit),
             "malware": SenderPool.of(noise_senders["malware"], spammy),
         }
-        self.bcl = {address: level for address, _, level in vocab.NEWSLETTERS}
         self._external_rcpt = pl.Series([s.address for s in org.partners])
         self._external_display = pl.Series([s.display_name for s in org.partners])
 
@@ -183,12 +152,6 @@ class Traffic:
         msg, rcpt = msg[keep], rcpt[keep]
         pairs = np.unique(msg.astype(np.int64) * self.n + rcpt)
         return pairs // self.n, pairs % self.n
-
-    def _outcomes(self, rng, profile: str, n: int) -> pl.DataFrame:
-        probs = np.array([p for p, _ in PROFILES[profile]])
-        idx = rng.choice(len(probs), size=n, p=probs / probs.sum())
-        table = pl.DataFrame([o for _, o in PROFILES[profile]], schema=_OUTCOME_SCHEMA, orient="row")
-        return table[idx]
 
     # ------------------------------------------------------------------ one day
 
@@ -215,12 +178,6 @@ class Traffic:
 
     def _category(self, rng, category: str, n_msgs: int, extra: float, day_start: datetime) -> pl.DataFrame:
         org = self.org
-        tids = self.template_ids[category]
-        template = tids[rng.integers(len(tids), size=n_msgs)]
-        subjects = pl.Series([self.template_subjects[int(t)] for t in template])
-        reply = rng.random(n_msgs) < (0.35 if category in ("internal", "partner", "outbound") else 0.0)
-        subjects = pl.select(pl.when(pl.Series(reply)).then(pl.lit("Re: ") + subjects).otherwise(subjects)).to_series()
-
         if category in ("internal", "outbound"):
             senders = rng.choice(self.n, size=n_msgs, p=self.activity_w)
             s_addr, s_disp, s_oid = self.upn.gather(senders), self.display.gather(senders), self.oid.gather(senders)
@@ -234,6 +191,14 @@ class Traffic:
             s_ip = pl.select(pl.when(pl.Series(rng.random(n_msgs) < 0.5)).then(pool.ip_a.gather(sidx)).otherwise(pool.ip_b.gather(sidx))).to_series()
             s_host = pool.host.gather(sidx)
             auth = [pool.auth[i] for i in sidx]
+            senders = sidx
+
+        # Each sender writes from a few templates of its category (verdicts are per content and sender).
+        tids = self.template_ids[category]
+        template = tids[(senders * 7919 + rng.integers(TEMPLATES_PER_SENDER, size=n_msgs)) % len(tids)]
+        subjects = pl.Series([self.template_subjects[int(t)] for t in template])
+        reply = rng.random(n_msgs) < (0.35 if category in ("internal", "partner", "outbound") else 0.0)
+        subjects = pl.select(pl.when(pl.Series(reply)).then(pl.lit("Re: ") + subjects).otherwise(subjects)).to_series()
 
         if category == "internal":
             msg, rcpt = self._colleagues(rng, senders, extra)
@@ -259,22 +224,8 @@ class Traffic:
             offsets = self.offset[rcpt[np.searchsorted(msg, np.arange(n_msgs))]]
         else:
             offsets = self.offset[senders]
-        profile = FLAT_HOURS if category in ("spam", "phish", "malware", "newsletter") else WORK_HOURS
+        profile = FLAT_HOURS if category in ("spam", "phish", "compromised", "malware", "newsletter") else WORK_HOURS
         times = self._times(rng, day_start, n_msgs, offsets, profile)
-
-        if category == "newsletter":
-            bcl = pl.Series([self.bcl[a] for a in s_addr.to_list()], dtype=pl.Int32)
-            outcomes = pl.DataFrame([PROFILES["clean"][0][1]] * n_msgs, schema=_OUTCOME_SCHEMA, orient="row")
-            bulk = (bcl >= 7).to_numpy()
-            junk = pl.DataFrame([_outcome(DA.JUNKED, DL.JUNK, "Spam", [DT.BULK], None, EA.MOVE_TO_JUNK, EP.ANTISPAM_BULK, '{"Spam":"6"}')] * n_msgs,
-                                schema=_OUTCOME_SCHEMA, orient="row")
-            outcomes = pl.select([pl.when(pl.Series(bulk)).then(junk[c]).otherwise(outcomes[c]).alias(c) for c in _OUTCOME_COLUMNS])
-        else:
-            profile_name = category if category in ("spam", "phish", "malware") else "clean"
-            outcomes = self._outcomes(rng, profile_name, n_msgs)
-            bcl = pl.Series([0] * n_msgs, dtype=pl.Int32)
-        if direction == ED.OUTBOUND.value:
-            outcomes = outcomes.with_columns(DeliveryLocation=pl.lit(DL.EXTERNAL.value))
 
         mid_host = s_addr.str.split("@").list.last()
         msg_frame = pl.DataFrame(
@@ -289,7 +240,6 @@ class Traffic:
                 "SenderHost": s_host,
                 "TemplateId": template.astype(np.int64),
                 "Subject": subjects,
-                "BulkComplaintLevel": bcl,
                 "Spf": [a[0] for a in auth],
                 "Dkim": [a[1] for a in auth],
                 "Dmarc": [a[2] for a in auth],
@@ -297,13 +247,9 @@ class Traffic:
                 "_mid_host": mid_host,
                 "_category": [category] * n_msgs,
             }
-        ).hstack(outcomes)
-        rows = pl.DataFrame({"_msg": msg, "RecipientEmailAddress": r_addr, "RecipientObjectId": r_oid})
-        out = rows.join(msg_frame, on="_msg", how="left").with_columns(
-            EmailDirection=pl.lit(direction),
-            LatestDeliveryAction=pl.col("DeliveryAction"),
-            LatestDeliveryLocation=pl.col("DeliveryLocation"),
         )
+        rows = pl.DataFrame({"_msg": msg, "RecipientEmailAddress": r_addr, "RecipientObjectId": r_oid})
+        out = rows.join(msg_frame, on="_msg", how="left").with_columns(EmailDirection=pl.lit(direction))
         return out
 
     def finish(self, specs: pl.DataFrame, start: datetime, end: datetime, report_prefix: str) -> pl.DataFrame:
@@ -311,10 +257,7 @@ class Traffic:
         specs = specs.filter((pl.col("Timestamp") >= start) & (pl.col("Timestamp") < end)).sort(
             "Timestamp", "NetworkMessageId", "RecipientEmailAddress"
         )
-        specs = specs.with_columns(
-            ReportId=pl.lit(report_prefix) + pl.int_range(pl.len()).cast(pl.String).str.zfill(7),
-            ThreatClassification=pl.col("ThreatClassification").cast(pl.String),
-        )
+        specs = specs.with_columns(ReportId=pl.lit(report_prefix) + pl.int_range(pl.len()).cast(pl.String).str.zfill(7))
         missing = [c for c in SPEC if c not in specs.columns]
         specs = specs.with_columns([pl.lit(None, SPEC[c]).alias(c) for c in missing])
         return specs.select([pl.col(c).cast(SPEC[c]) for c in SPEC] + ["_category"])
