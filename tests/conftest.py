@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import os
 import socket
 import subprocess
+import zipfile
 from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
@@ -121,3 +123,12 @@ def small_tenant(tmp_path_factory: pytest.TempPathFactory):
     generate("small", users=40, days=3, seed=11, end=date(2026, 11, 20), base=base, progress=False)
     yield open_tenant("small", base=base)
     mp.undo()
+
+
+def zip_bytes(members: dict[str, bytes]) -> bytes:
+    """A zip archive of *members* (name -> content), for tests that build attachments."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return buf.getvalue()

@@ -8,6 +8,7 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
+from conftest import zip_bytes
 import yaml
 
 import workbench.detect.analyzers as analyzers_pkg
@@ -71,15 +72,6 @@ def _message(**kw) -> bytes:
     return bytes(msg)
 
 
-def _zip_bytes() -> bytes:
-    import io
-    import zipfile
-
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        zf.writestr("a.txt", "x")
-    return buf.getvalue()
-
 
 def _yara_rules(tmp_path: Path) -> yara.YaraRules:
     """A YARA rule written for the test, matching the harmless marker of the WB-MAL-006 case."""
@@ -98,7 +90,7 @@ CASES = {
     "WB-MAL-001": {"files": {"setup.exe": EXE}},
     "WB-MAL-002": {"attachments": [macro_document("Invoice.docm", "t")]},
     "WB-MAL-003": {"attachments": [html_smuggling("Statement.html", "t")]},
-    "WB-MAL-004": {"files": {"invoice.pdf": _zip_bytes()}},
+    "WB-MAL-004": {"files": {"invoice.pdf": zip_bytes({"a.txt": b"x"})}},
     "WB-MAL-005": {"files": {"report.bin": b"known bad bytes"}, "ctx": {"bad_hashes": frozenset({hashlib.sha256(b"known bad bytes").hexdigest()})}},
     "WB-MAL-006": {"files": {"notes.txt": b"meeting notes wb-harmless-yara-marker"}, "ctx": {"yara": _yara_rules}},
     "WB-PHISH-001": {"sender": "IT <it@fabrikam-sso.com>", "body": "Your password expires today: https://fabrikam-sso.com/login"},

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import io
 import shutil
 import time
-import zipfile
 from dataclasses import replace
 from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
+from conftest import zip_bytes
 from click.testing import CliRunner
 
 from workbench.cli import main
@@ -50,14 +49,6 @@ def _mail(files: dict[str, bytes]) -> bytes:
     return bytes(msg)
 
 
-def _zip(members: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name, data in members.items():
-            zf.writestr(name, data)
-    return buf.getvalue()
-
-
 def test_broken_files_are_skipped_and_the_rest_loads(tmp_path):
     folder = _folder(tmp_path, {"marker.yar": GOOD, "notes.txt": "not a rule file", **BROKEN})
     (folder / ".git").mkdir()
@@ -90,7 +81,7 @@ def test_unusable_folders_are_one_line_errors(tmp_path):
 
 def test_matches_name_rule_file_and_attachment_also_inside_archives(tmp_path):
     ctx = Context(yara=yara.load(_folder(tmp_path, {"marker.yar": GOOD})))
-    message = parse(_mail({"bundle.zip": _zip({"docs/readme.txt": b"hello " + MARKER}), "clean.txt": b"nothing here"}))
+    message = parse(_mail({"bundle.zip": zip_bytes({"docs/readme.txt": b"hello " + MARKER}), "clean.txt": b"nothing here"}))
     evidence = [e for e in evaluate(message, ctx).evidence if e.analyzer == "yara"]
     assert [e.signal for e in evidence] == ["yara.match"]
     assert evidence[0].detail == "YARA rule WB_Marker (marker.yar) matched readme.txt (in bundle.zip)"

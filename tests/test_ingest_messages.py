@@ -11,6 +11,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from conftest import zip_bytes
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from workbench.enums import Folder
@@ -73,27 +74,19 @@ def test_true_type_archives_macros_and_bombs():
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("scan.pdf.exe", exe)
-        zf.writestr("inner.zip", _zip({"deep.js": b"var x = 1;"}))
+        zf.writestr("inner.zip", zip_bytes({"deep.js": b"var x = 1;"}))
     facts = files.inspect("invoice.pdf", buf.getvalue())
     assert facts.true_type == "zip" and facts.type_mismatch
     names = {f.file_name: f.true_type for f in facts.walk()}
     assert names["scan.pdf.exe"] == "exe" and names["deep.js"] == "js"
     assert files.inspect("x.docm", office("docm", "hi", macro="Sub AutoOpen()")).macros
-    bomb = _zip({"zeros.bin": bytes(60 * 2**20)})
+    bomb = zip_bytes({"zeros.bin": bytes(60 * 2**20)})
     facts = files.inspect("bomb.zip", bomb)
     assert facts.bomb and facts.members[0].true_type == "unread" and len(bomb) < 200_000
-    encrypted = bytearray(_zip({"secret.exe": exe}))
+    encrypted = bytearray(zip_bytes({"secret.exe": exe}))
     encrypted[6] |= 0x1  # local header flag bit 0: encrypted
     encrypted[encrypted.rfind(b"PK\x01\x02") + 8] |= 0x1  # and in the central directory
     assert files.inspect("locked.zip", bytes(encrypted)).encrypted
-
-
-def _zip(members: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name, data in members.items():
-            zf.writestr(name, data)
-    return buf.getvalue()
 
 
 def test_reported_message_is_analysed_not_the_wrapper():
@@ -135,7 +128,7 @@ def test_hostile_structures_do_not_crash():
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.binary(max_size=3000), st.integers(min_value=0, max_value=4000), st.binary(max_size=40))
 def test_fuzz_parser_only_raises_parse_error(noise, cut, insert):
-    base = sample(**{"a.zip": _zip({"x.exe": b"MZ" + bytes(10)})})
+    base = sample(**{"a.zip": zip_bytes({"x.exe": b"MZ" + bytes(10)})})
     for raw in (noise, base[:cut] + insert + base[cut:], base[:cut]):
         try:
             parse(raw)

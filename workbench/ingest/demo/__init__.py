@@ -25,11 +25,9 @@ from workbench import __version__, schema, tenant as tenants
 from workbench.enums import (
     ActionResult,
     ActionTrigger,
-    DeliveryAction,
     DeliveryLocation,
     LatestDeliveryAction,
     PostDeliveryAction,
-    PostDeliveryActionType,
 )
 from workbench.errors import InputError
 from workbench.ingest.demo import activity, lures, org as orgs, stories

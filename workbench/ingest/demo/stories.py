@@ -25,16 +25,12 @@ from workbench.enums import (
     DeliveryAction as DA,
     DeliveryLocation as DL,
     DetectionTechnology as DT,
-    EmailAction as EA,
-    EmailActionPolicy as EP,
     EmailDirection as ED,
     EvidenceEntityType as EE,
     FileWorkload,
     LatestDeliveryAction as LA,
     PostDeliveryAction,
-    PostDeliveryActionType,
     ReportType,
-    ThreatClassification as TC,
 )
 from workbench.ingest.demo import lures, vocab
 from workbench.ingest.demo.activity import click, cloud_event, signin, user_ip
