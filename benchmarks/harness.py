@@ -64,10 +64,19 @@ def time_case(case: Case, *, repeat: int, warmup: int) -> dict[str, Any]:
     times: list[float] = []
     extra: dict[str, Any] = {}
     for _ in range(repeat):
-        start = time.perf_counter()
-        metrics = case.fn()
-        times.append(time.perf_counter() - start)
-        extra = dict(metrics or {})
+        seconds, metrics = _timed(case)
+        times.append(seconds)
+        extra = metrics
+    return _summary(case, times, extra)
+
+
+def _timed(case: Case) -> tuple[float, dict[str, Any]]:
+    start = time.perf_counter()
+    metrics = case.fn()
+    return time.perf_counter() - start, dict(metrics or {})
+
+
+def _summary(case: Case, times: list[float], extra: dict[str, Any]) -> dict[str, Any]:
     return {
         "name": case.name,
         "description": case.description,
@@ -78,6 +87,21 @@ def time_case(case: Case, *, repeat: int, warmup: int) -> dict[str, Any]:
         "max": max(times),
         "extra": extra,
     }
+
+
+def time_interleaved(cases: Sequence[Case], *, repeat: int, warmup: int) -> list[dict[str, Any]]:
+    """Warm every case up, then time them in rounds (each case once per round), so a machine
+    that slows down or speeds up during the run affects every case alike."""
+    for case in cases:
+        for _ in range(warmup):
+            case.fn()
+    times: dict[str, list[float]] = {c.name: [] for c in cases}
+    extra: dict[str, dict[str, Any]] = {c.name: {} for c in cases}
+    for _ in range(repeat):
+        for case in cases:
+            seconds, extra[case.name] = _timed(case)
+            times[case.name].append(seconds)
+    return [_summary(c, times[c.name], extra[c.name]) for c in cases]
 
 
 def render(report: Mapping[str, Any]) -> str:
@@ -120,22 +144,31 @@ def run(
     setup: Mapping[str, Any] | None = None,
     results_dir: Path | None = RESULTS_DIR,
     echo: Callable[[str], None] = print,
+    interleave: bool = False,
 ) -> dict[str, Any]:
     """Time every case, print the table, write ``<results_dir>/<suite>.json``; return the report.
 
-    The ratio of each case is its median over the baseline's median (same run).
+    The ratio of each case is its median over the baseline's median (same run); with
+    *interleave*, cases run in rounds and the ratio is the median of the per-round ratios.
     """
     if repeat < 1:
         raise ValueError("repeat must be at least 1")
     baselines = [c for c in cases if c.baseline] or list(cases[:1])
     baseline = baselines[0]
-    results = []
-    for case in cases:
-        echo(f"  timing {case.name} ...")
-        results.append(time_case(case, repeat=repeat, warmup=warmup))
-    base_median = next(r["median"] for r in results if r["name"] == baseline.name)
+    if interleave:
+        echo(f"  timing {len(cases)} cases in {repeat} interleaved rounds ...")
+        results = time_interleaved(cases, repeat=repeat, warmup=warmup)
+    else:
+        results = []
+        for case in cases:
+            echo(f"  timing {case.name} ...")
+            results.append(time_case(case, repeat=repeat, warmup=warmup))
+    base = next(r for r in results if r["name"] == baseline.name)
     for r in results:
-        r["ratio"] = r["median"] / base_median if base_median > 0 else float("nan")
+        if interleave:
+            r["ratio"] = statistics.median(t / b for t, b in zip(r["times"], base["times"]) if b > 0)
+        else:
+            r["ratio"] = r["median"] / base["median"] if base["median"] > 0 else float("nan")
         r["baseline"] = r["name"] == baseline.name
     report = {
         "suite": suite,
@@ -145,6 +178,7 @@ def run(
         "setup": dict(setup or {}),
         "repeat": repeat,
         "warmup": warmup,
+        "interleaved": interleave,
         "baseline": baseline.name,
         "cases": results,
     }

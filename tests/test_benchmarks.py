@@ -54,3 +54,16 @@ def test_run_in_child_measures_peak_rss() -> None:
     assert big.peak_rss_mb - small.peak_rss_mb > 150
     with pytest.raises(RuntimeError, match="ZeroDivisionError"):
         run_in_child(divmod, 1, 0)
+
+
+def test_interleaved_rounds_pair_each_case_with_the_baseline() -> None:
+    from benchmarks.harness import Case, run
+
+    order: list[str] = []
+    slow = Case("slow", lambda: order.append("slow") or __import__("time").sleep(0.004), baseline=True)
+    fast = Case("fast", lambda: order.append("fast") or __import__("time").sleep(0.001))
+    report = run("t", [slow, fast], repeat=3, warmup=1, results_dir=None, echo=lambda s: None, interleave=True)
+    assert order == ["slow", "fast"] + ["slow", "fast"] * 3  # warm-ups, then one of each per round
+    by_name = {c["name"]: c for c in report["cases"]}
+    assert report["interleaved"] and by_name["slow"]["ratio"] == 1.0
+    assert 0 < by_name["fast"]["ratio"] < 0.8 and len(by_name["fast"]["times"]) == 3

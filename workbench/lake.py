@@ -206,12 +206,14 @@ def _write_days(frame: pl.DataFrame, folder: Path, time_column: str) -> list[tup
         produced.append(path)
         return path
 
-    # Column statistics let readers skip row groups of large files; in small files (old mail
-    # spread thin over many days) they cost more to write than they can save a reader.
+    # Column statistics let readers skip row groups of large files, compression shrinks them;
+    # small files (old mail spread thin over many days) gain from neither: a page of a few
+    # rows is smaller raw than in a compression frame, and both cost time per column.
+    # `Lake.compact` rewrites a day's files compressed once the day has several.
     small = frame.height < SMALL_DAY_ROWS * frame["__day"].n_unique()
     frame.sort(time_column, maintain_order=True).lazy().sink_parquet(
         pl.PartitionBy(folder, key="__day", include_key=False, file_path_provider=path_of),
-        compression="zstd", mkdir=True, statistics=not small)
+        compression="uncompressed" if small else "zstd", mkdir=True, statistics=not small)
     return [(tmp, tmp.parent / _new_name(_PART)) for tmp in sorted(produced)]
 
 

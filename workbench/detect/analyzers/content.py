@@ -48,19 +48,22 @@ _GREETING = re.compile(r"\b(?:dear (?:friend|sir|madam|sir/madam|sir or madam|cu
                        r"estimad[oa]s? client|querid[oa]s? client|sehr geehrte[r]? kund|liebe[r]? kund|cher client|"
                        r"chère cliente|beste klant|geachte klant|gentile cliente)")
 _GREETING_KEYS = ("dear ", "client", "kund", "klant")
-_LOUD = re.compile(r"<font[^>]+size\s*=\s*[\"']?\+?[4-7]|font-size\s*:\s*(?:[3-9]\d|[1-9]\d\d)px")
+# Two patterns, each starting with a literal the regex engine can skip to (an alternation of
+# the two scans every position of the HTML).
+_LOUD = (re.compile(r"<font[^>]+size\s*=\s*[\"']?\+?[4-7]"), re.compile(r"font-size\s*:\s*(?:[3-9]\d|[1-9]\d\d)px"))
 
 
 @cache
-def _phrases() -> dict[str, list[tuple[str, tuple[str, ...]]]]:
-    """First word → the (theme, phrase words) that start with it, over every theme."""
+def _phrases() -> dict[str, list[tuple[str, str]]]:
+    """First word → the (theme, phrase) pairs that start with it, over every theme; a phrase is
+    its words joined by single spaces."""
     themes = yaml.safe_load((DATA / "phrases.yaml").read_text())
-    index: dict[str, list[tuple[str, tuple[str, ...]]]] = {}
+    index: dict[str, list[tuple[str, str]]] = {}
     for theme, phrases in themes.items():
         for phrase in phrases:
-            words = tuple(_TOKEN.findall(str(phrase).lower()))
+            words = _TOKEN.findall(str(phrase).lower())
             if words:
-                index.setdefault(words[0], []).append((theme, words))
+                index.setdefault(words[0], []).append((theme, " ".join(words)))
     return index
 
 
@@ -70,14 +73,22 @@ def _themes() -> tuple[str, ...]:
 
 
 def phrase_hits(text: str) -> dict[str, set[str]]:
-    """Theme → the phrases found in *text* (whole words, case-insensitive), in one pass."""
+    """Theme → the phrases found in *text* (whole words, case-insensitive).
+
+    >>> phrase_hits("Please VERIFY your account now")["credential"] >= {"verify your account"}
+    True
+    """
     tokens = _TOKEN.findall(text.lower())
     index = _phrases()
     hits: dict[str, set[str]] = {}
-    for i, token in enumerate(tokens):
-        for theme, words in index.get(token, ()):
-            if len(words) == 1 or tuple(tokens[i:i + len(words)]) == words:
-                hits.setdefault(theme, set()).add(" ".join(words))
+    joined = ""
+    for first in index.keys() & set(tokens):  # only phrases whose first word occurs at all
+        for theme, phrase in index[first]:
+            if " " in phrase:
+                joined = joined or f" {' '.join(tokens)} "  # tokens hold no spaces: a substring test is a word-sequence test
+                if f" {phrase} " not in joined:
+                    continue
+            hits.setdefault(theme, set()).add(phrase)
     return hits
 
 
@@ -142,7 +153,7 @@ def themes(m: ParsedMessage, ctx: Context) -> list[Evidence]:
                                 "HTML-only message without the List-Unsubscribe header legitimate bulk senders add"))
     if len(_TAGS_IN_TEXT.findall(m.text[:50_000])) >= 5:
         out.append(Evidence("content", "content.html_in_text", "HTML markup sent as plain text: a mass mailer's broken template"))
-    if loud := _LOUD.search(html_head):
+    if loud := min(filter(None, (p.search(html_head) for p in _LOUD)), key=lambda m: m.start(), default=None):
         out.append(Evidence("content", "content.loud_html", f"oversized text in the HTML: {loud.group(0)[:40]!r}"))
     if _HIDDEN.search(html_head):
         out.append(Evidence("content", "content.hidden_text", "text hidden with a zero or one-pixel font"))
@@ -175,7 +186,11 @@ _INVISIBLE_CHARS = "\u00ad\u200b-\u200f\u2060-\u2064\ufeff\ufe00-\ufe0f\U000e000
 _INVISIBLE_IN_WORD = re.compile(f"\\w([{_INVISIBLE_CHARS}]+)\\w")
 _WORDS = re.compile(r"\w+", re.UNICODE)
 # A Latin letter followed by a combining mark, inside a word (e.g. "Aܿmܿaܿzܿon").
-_MARKED = re.compile(r"\w*[A-Za-z][\u0300-\u036f\u0591-\u05c7\u0610-\u061a\u064b-\u065f\u0670\u06d6-\u06ed\u0711\u0730-\u074a\u07a6-\u07b0\u0900-\u0903\u093a-\u094f\u20d0-\u20ff]+\w*")
+_MARK_CLASS = (r"[\u0300-\u036f\u0591-\u05c7\u0610-\u061a\u064b-\u065f\u0670\u06d6-\u06ed\u0711\u0730-\u074a"
+               r"\u07a6-\u07b0\u0900-\u0903\u093a-\u094f\u20d0-\u20ff]")
+_MARK = re.compile(f"[A-Za-z]{_MARK_CLASS}")  # a cheap scan first: most text has no marked Latin letter
+_MARKED = re.compile(f"\\w*[A-Za-z]{_MARK_CLASS}+\\w*")
+_GREEK_OR_CYRILLIC = re.compile("[\u0370-\u052f]")
 
 
 def _obfuscation(text: str, *, invisible: bool = True) -> str | None:
@@ -186,10 +201,13 @@ def _obfuscation(text: str, *, invisible: bool = True) -> str | None:
     if invisible:
         for match in _INVISIBLE_IN_WORD.finditer(text):
             return f"invisible characters inside a word: {match.group(0).encode('unicode_escape').decode()[:60]}"
-    for word in _MARKED.findall(text):
-        marks = [c for c in word if unicodedata.category(c) == "Mn"]
-        if any(not 0x300 <= ord(c) <= 0x36F for c in marks) or len(marks) > 2:
-            return f"Latin word {word!r} sprinkled with combining marks from another script"
+    if _MARK.search(text):
+        for word in _MARKED.findall(text):
+            marks = [c for c in word if unicodedata.category(c) == "Mn"]
+            if any(not 0x300 <= ord(c) <= 0x36F for c in marks) or len(marks) > 2:
+                return f"Latin word {word!r} sprinkled with combining marks from another script"
+    if not _GREEK_OR_CYRILLIC.search(text):  # mixed-script words need a Greek or Cyrillic letter
+        return None
     for word in _WORDS.findall(text):
         if len(word) < 3 or word.isascii():
             continue
