@@ -58,6 +58,27 @@ def resemblance(host: str, ctx: Context) -> str | None:
     return _brand_resemblance(host, label, skel)
 
 
+def imitates(host: str, target: str) -> bool:
+    """True when *host* looks like the domain *target* without being it (or its subdomain):
+    same name under another suffix, homoglyphs, one character off, or the name with words added.
+
+    >>> imitates("rnicrosoft.com", "microsoft.com"), imitates("microsoft-login.net", "microsoft.com")
+    (True, True)
+    >>> imitates("login.microsoft.com", "microsoft.com"), imitates("contoso.com", "microsoft.com")
+    (False, False)
+    """
+    host, target = host.lower().strip("."), target.lower().strip(".")
+    if not host or not target or host == target or host.endswith("." + target):
+        return False
+    label = _decode(reference.split(host)[1] or (reference.registrable(host) or host))
+    wanted = reference.split(target)[1] or target
+    if label == wanted:
+        return True
+    skel = skeleton(label)
+    return skel == skeleton(wanted) or (len(wanted) >= 5 and (Levenshtein.distance(label, wanted) == 1
+                                                              or wanted in skel))
+
+
 @lru_cache(maxsize=65_536)
 def _brand_resemblance(host: str, label: str, skel: str) -> str | None:
     """The brand part of :func:`resemblance` (independent of the organisation, so cached)."""
