@@ -86,9 +86,9 @@ class Property:
             return col.str.json_path_match(f"$.{self.field}")
         if self.shape is Shape.JSON_ARRAY:
             return col.str.extract_all(r'"((?:[^"\\]|\\.)*)"').list.eval(pl.element().str.strip_chars('"'))
-        # JSON_LISTS: every quoted string that is a list member (after "[" or ","), not a key.
-        return col.str.extract_all(r'[\[,]\s*"((?:[^"\\]|\\.)*)"').list.eval(
-            pl.element().str.replace(r'^[\[,]\s*"', "").str.strip_chars_end('"'))
+        # JSON_LISTS: every quoted string followed by "," or "]" is a list member; keys are followed by ":".
+        return col.str.extract_all(r'"(?:[^"\\]|\\.)*"\s*[,\]]').list.eval(
+            pl.element().str.strip_chars_end(" ,]").str.strip_chars('"'))
 
     def canonical(self, value: str) -> str:
         """An enum value in its stored spelling (case-insensitive lookup), else *value* unchanged."""
