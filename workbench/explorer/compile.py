@@ -26,7 +26,7 @@ import polars as pl
 from workbench import schema
 from workbench.errors import InputError
 from workbench.explorer.properties import Kind, Property, Shape, prop
-from workbench.explorer.query import And, Cond, Node, Not, Op, Or, Query, conditions
+from workbench.explorer.query import And, Cond, Node, Not, Op, Query, conditions
 from workbench.explorer.views import View, view
 from workbench.lake import Lake
 
