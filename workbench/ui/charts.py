@@ -28,7 +28,7 @@ def pivot_chart(histogram: pl.DataFrame, series: tuple[str, ...], *, title: str,
                      alt.Tooltip("count:Q", title="messages")],
         )
         .add_params(legend, brush)
-        .properties(width="container", height=220)
+        .properties(width=900, height=220)
     )
 
 

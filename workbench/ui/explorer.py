@@ -203,7 +203,7 @@ class ExplorerPanel(w.VBox):
         self.error = w.HTML()
         self.builder = GroupEditor("EmailEvents")
         self.pivot = w.Dropdown(description="Pivot")
-        self.chart_box = w.Box(layout=w.Layout(min_height="60px"))
+        self.chart_box = w.Box(layout=w.Layout(min_height="60px", width="100%"))
         self.sort = w.Dropdown(description="Sort by")
         self.descending = w.Checkbox(value=True, description="newest / largest first", indent=False)
         self.grid = w.HTML()
@@ -380,7 +380,7 @@ class ExplorerPanel(w.VBox):
             import altair as alt
 
             alt.JupyterChart.enable_offline()
-            self._chart = alt.JupyterChart(chart)
+            self._chart = alt.JupyterChart(chart, embed_options={"renderer": "svg", "actions": False})
             self._chart.observe(self._on_chart_selection, names="_vl_selections")
             self.chart_box.children = [self._chart]
         else:

@@ -100,6 +100,7 @@ STYLE = """<style>
 .wb-table th, .wb-table td {border-bottom: 1px solid #ddd; padding: 2px 6px; text-align: left; vertical-align: top;
   max-width: 28em; overflow-wrap: anywhere;}
 .wb-table th {background: #f3f3f3; position: sticky; top: 0;}
+.wb-table td:first-child {white-space: nowrap;}
 .wb-empty {color: #777; font-style: italic;}
 .wb-dl {display: grid; grid-template-columns: max-content auto; gap: 2px 12px; font-size: 12px; margin: 0;}
 .wb-dl dt {font-weight: 600; color: #444;} .wb-dl dd {margin: 0; overflow-wrap: anywhere;}
