@@ -11,7 +11,6 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from datetime import date
-from pathlib import Path
 
 import polars as pl
 import pytest
@@ -70,16 +69,6 @@ def events(hostile_tenant) -> pl.DataFrame:
     return pl.read_parquet(Lake.for_tenant(hostile_tenant).partition_files("EmailEvents"))
 
 
-def status(page: Page):
-    return page.locator(".wb-note", has_text=" rows, ")
-
-
-def select_in(page: Page, label: str, option: str, nth: int = -1) -> None:
-    """Choose *option* in the ipywidgets Dropdown labelled *label* (the last one by default)."""
-    boxes = page.locator(".widget-dropdown", has=page.locator("label", has_text=re.compile(f"^{label}$")))
-    boxes.nth(nth).locator("select").select_option(label=option)
-
-
 def explorer_flow(page: Page, events: pl.DataFrame, *, root) -> None:  # noqa: ANN001 - root: Page or FrameLocator
     """Filter, legend click, pivot, open the hostile email and its timeline."""
     expect(root.locator(".wb-note", has_text=" rows, ").first).to_contain_text(f"{events.height:,} rows", timeout=RENDER)
@@ -93,7 +82,7 @@ def explorer_flow(page: Page, events: pl.DataFrame, *, root) -> None:  # noqa: A
     # a condition typed into the builder (the legend's condition is removed first)
     root.locator("button:has(.fa-times)").first.click()  # the legend's condition row
     root.get_by_role("button", name="Condition").first.click()
-    condition = root.locator(".widget-hbox", has=root.locator("input[placeholder='values, comma-separated']")).last
+    condition = root.locator(".widget-hbox", has=page.locator("input[placeholder='values, comma-separated']")).last
     condition.locator("select").first.select_option(label="Sender domain")
     root.locator("input[placeholder='values, comma-separated']").last.fill("evil.example")
     root.get_by_role("button", name="Refresh").click()
@@ -101,7 +90,7 @@ def explorer_flow(page: Page, events: pl.DataFrame, *, root) -> None:  # noqa: A
     expect(root.locator(".wb-table").first).to_contain_text(PAYLOAD + " urgent")  # shown as text
 
     # pivot by full URL: the hostile URL becomes a legend entry and a tooltip
-    pivot = root.locator(".widget-dropdown", has=root.locator("label", has_text=re.compile("^Pivot$"))).locator("select")
+    pivot = root.locator(".widget-dropdown", has=page.locator("label", has_text=re.compile("^Pivot$"))).locator("select")
     pivot.select_option(label="URL")
     expect(root.locator(".role-legend text", has_text="evil.example").first).to_be_visible(timeout=30_000)
     root.locator(".mark-rect.role-mark path:visible").first.hover()
@@ -170,7 +159,7 @@ def test_explorer_in_jupyterlab(page: Page, network_log, lab_server, events, mon
     panel = page.locator(".jp-NotebookPanel:visible .jp-OutputArea-output").last
     expect(panel.locator(".wb-note", has_text=" rows, ").first).to_be_visible(timeout=RENDER)
     # in JupyterLab there is no page query string: the window is chosen in the panel
-    select_window = panel.locator(".widget-dropdown", has=panel.locator("label", has_text=re.compile("^Window$")))
+    select_window = panel.locator(".widget-dropdown", has=page.locator("label", has_text=re.compile("^Window$")))
     select_window.locator("select").select_option(label="Custom")
     panel.locator("input[type=date]").nth(0).fill(link.window.start.date().isoformat())
     panel.locator("input[type=date]").nth(1).fill("2026-11-20")
