@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import json
 import uuid
-from email.message import EmailMessage
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
+from email.message import EmailMessage
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -159,7 +160,11 @@ class _Facts:
 class Judgement:
     columns: dict  # the verdict columns of every copy judged with it
     threats: frozenset[str]
-    verdict: Verdict
+
+
+# Judgements kept for reuse (most recent first out last). Unbounded, the cache of a 20,000-user
+# month held about a million judgements and 1.3 GB; recent days are where keys repeat.
+CACHE_SIZE = 50_000
 
 
 @dataclass(frozen=True)
@@ -186,7 +191,7 @@ class Judge:
         self._headers = headers
         self._templates = templates
         self._facts: dict[int, _Facts] = {}
-        self._judged: dict[tuple, Judgement] = {}
+        self._judged: OrderedDict[tuple, Judgement] = OrderedDict()
         self.evaluations = 0
 
     def facts(self, template_id: int) -> _Facts:
@@ -220,6 +225,7 @@ class Judge:
         known = indicators[:epoch]
         cache_key = (key, tuple((i.kind, i.value) for i in known))
         if cache_key in self._judged:
+            self._judged.move_to_end(cache_key)
             return self._judged[cache_key]
         message = replace(parse(raw, language=False), language=self.facts(template_id).language)
         verdict = evaluate(message, self._context(known))
@@ -236,8 +242,10 @@ class Judge:
             "Explanation": verdict.explanation_json(),
             "BadFiles": _bad_files(verdict, message),
         }
-        judgement = Judgement(columns, frozenset(verdict.threat_types), verdict)
+        judgement = Judgement(columns, frozenset(verdict.threat_types))
         self._judged[cache_key] = judgement
+        if len(self._judged) > CACHE_SIZE:
+            self._judged.popitem(last=False)
         return judgement
 
     def judge_file(self, attachment: Attachment, at: datetime) -> dict | None:
