@@ -170,6 +170,12 @@ class GroupEditor(w.VBox):
                 self.add_group().load(item)
 
 
+def _short(value: Any) -> str:
+    if isinstance(value, datetime):
+        return f"{value:%Y-%m-%d %H:%M}"
+    return str(value if value is not None else "")[:60]
+
+
 def view_properties(table: str):  # noqa: ANN201
     from workbench.explorer.properties import properties
 
@@ -429,7 +435,7 @@ class ExplorerPanel(w.VBox):
     def _show_page(self, frame: pl.DataFrame) -> None:
         self._page = frame
         v = view(self.view.value)
-        self.grid.value = table_html(frame, v.columns, numbered_from=self.offset + 1)
+        self.grid.value = f'<div class="wb-scroll">{table_html(frame, v.columns, numbered_from=self.offset + 1)}</div>'
         total = self.snapshot.rows if self.snapshot else 0
         last = min(self.offset + frame.height, total)
         self.page_label.value = f"rows {self.offset + 1 if frame.height else 0}–{last} of {total:,}"
@@ -437,7 +443,7 @@ class ExplorerPanel(w.VBox):
         self.next_button.disabled = last >= total
         labels = []
         for i, row in enumerate(frame.iter_rows(named=True)):
-            label = " | ".join(str(row.get(c) or "")[:60] for c in v.columns[:4])
+            label = " | ".join(_short(row.get(c)) for c in v.columns[:4])
             labels.append((f"{self.offset + i + 1}. {label}", i))
         self.selection.options = labels
         self.selection.value = ()

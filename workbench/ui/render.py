@@ -106,6 +106,7 @@ STYLE = """<style>
 .wb-dl dt {font-weight: 600; color: #444;} .wb-dl dd {margin: 0; overflow-wrap: anywhere;}
 .wb-pre {font-size: 11px; max-height: 30em; overflow: auto; white-space: pre-wrap; background: #fafafa; padding: 6px;}
 .wb-note {color: #555; font-size: 12px;}
+.wb-scroll {max-height: 460px; overflow: auto; border: 1px solid #eee;}
 </style>"""
 
 __all__ = ["esc", "defang", "cell", "table_html", "definitions", "pre", "STYLE", "URL_COLUMNS"]
