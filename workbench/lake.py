@@ -391,6 +391,8 @@ class Lake:
         if isinstance(frame, pl.LazyFrame):
             frame = frame.collect()
         t.validate(frame)
+        if t.lowercase_columns:
+            frame = frame.with_columns(pl.col(c).str.to_lowercase() for c in t.lowercase_columns)
         for name in (t.time_column, *t.key):
             nulls = frame[name].null_count()
             if nulls:

@@ -58,6 +58,12 @@ class Table:
     def column_names(self) -> list[str]:
         return [name for name, _ in self.columns]
 
+    @property
+    def lowercase_columns(self) -> tuple[str, ...]:
+        """Domain columns: DNS names are case-insensitive, so the lake stores them lower-cased
+        (and queries compare them without lower-casing every row)."""
+        return tuple(name for name, dtype in self.columns if name.endswith("Domain") and dtype == STRING)
+
     def empty(self) -> pl.DataFrame:
         """An empty frame with this table's schema."""
         return pl.DataFrame(schema=self.schema)

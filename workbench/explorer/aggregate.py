@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 
 import polars as pl
 
+from workbench import schema
 from workbench.errors import InputError
 from workbench.explorer.compile import LINKS, compile_query
 from workbench.explorer.properties import Property, prop
@@ -31,6 +32,10 @@ def bucket_for(start: datetime, end: datetime | None) -> str:
     if span <= timedelta(days=3):
         return "1h"
     return "1d" if span <= timedelta(days=120) else "1w"
+
+
+def _span(bucket: str) -> timedelta:
+    return {"1h": timedelta(hours=1), "1d": timedelta(days=1), "1w": timedelta(weeks=1)}[bucket]
 
 
 def _series(lake: Lake, v: View, p: Property, rows: pl.LazyFrame, start: datetime) -> pl.LazyFrame:
@@ -58,16 +63,29 @@ class Snapshot:
     histogram: pl.DataFrame  # bucket (datetime), series (str), count (u32); top series + Other
     series: tuple[str, ...]  # legend order: by volume, Other last
     rows: int  # matching rows (message × recipient for the email views)
-    messages: int  # distinct NetworkMessageId (rows for views without one)
+    messages: int | None  # distinct NetworkMessageId; None above MESSAGES_UP_TO rows (not counted)
     page: pl.DataFrame  # the first rows by the chosen sort
     start: datetime
     end: datetime | None
 
 
+# Distinct messages are counted (64-bit hashes of NetworkMessageId) up to this many rows;
+# above it the count would cost more than the rest of a refresh together.
+MESSAGES_UP_TO = 2_000_000
+
+
 def snapshot(lake: Lake, q: Query, *, pivot: str | None = None, columns: Sequence[str] | None = None,
              sort: str = "Timestamp", descending: bool = True, page_size: int = 100, top: int = TOP_SERIES,
              now: datetime | None = None) -> Snapshot:
-    """The histogram by *pivot* (default: the view's), the counts and the first page, in one scan."""
+    """The histogram by *pivot* (default: the view's), the counts and the first page.
+
+    Two passes. The first reads only the filter, pivot and sort columns: the histogram, which
+    also gives the rows per time bucket (so the count, and for a sort by time the newest
+    buckets that hold the first page); for another sort column, the value the page starts at.
+    The second reads the grid's columns of just those rows, which partition pruning and
+    parquet statistics find without reading the rest, and counts distinct messages when
+    there are few enough rows.
+    """
     v = view(q.view)
     pivot_key = prop(pivot or v.pivots[0], v.table).key
     if pivot_key not in v.pivots:
@@ -78,18 +96,45 @@ def snapshot(lake: Lake, q: Query, *, pivot: str | None = None, columns: Sequenc
     if sort not in grid:
         raise InputError(f"cannot sort by {sort!r}: it is not a shown column ({', '.join(grid)})")
     extra = p.columns if p.table == v.table else tuple(name for name, _ in LINKS[(v.table, p.table)].keys)
-    needed = list(dict.fromkeys([*grid, "Timestamp", *v.row_key, *extra]))
-    rows, plan = compile_query(lake, q, columns=needed, now=now)
+    by_time = sort == "Timestamp"
+    rows, plan = compile_query(lake, q, columns=list(dict.fromkeys(["Timestamp", sort, *extra])), now=now)
     bucket = bucket_for(plan.start, plan.end)
-    hist = (_series(lake, v, p, rows, plan.start)
-            .group_by(pl.col("Timestamp").dt.truncate(bucket).alias("bucket"), "series").len("count"))
-    key = "NetworkMessageId" if "NetworkMessageId" in needed else v.row_key[0]
-    counts = rows.select(pl.len().alias("rows"), pl.col(key).n_unique().alias("messages"))
-    page = rows.sort(sort, descending=descending, nulls_last=True).head(page_size).select(grid)
-    hist_df, counts_df, page_df = pl.collect_all([hist, counts, page])
+    when = pl.col("Timestamp").dt.truncate(bucket).alias("bucket")
+    hist = _series(lake, v, p, rows, plan.start).group_by(when, "series").len("count")
+    one_per_row = p.table == v.table and not p.multi  # then the histogram also counts rows per bucket
+    first = [hist] if one_per_row else [hist, rows.group_by(when).len("count")]
+    if not by_time:
+        edge = pl.col(sort).top_k(page_size).min() if descending else pl.col(sort).bottom_k(page_size).max()
+        first.append(rows.select(pl.col(sort).count().alias("sortable"), edge.alias("edge")))
+    done = pl.collect_all(first)
+    hist_df = done[0]
+    per_bucket = (hist_df if one_per_row else done[1]).group_by("bucket").agg(pl.col("count").sum()).sort("bucket")
+    n = int(per_bucket["count"].sum())
+    page_filter = None
+    if by_time:  # the page lies in the newest (oldest) buckets holding page_size rows
+        ordered = per_bucket.reverse() if descending else per_bucket
+        reached = ordered.filter(pl.col("count").cum_sum() >= page_size)
+        if reached.height:
+            edge_bucket = reached["bucket"][0]
+            page_filter = (pl.col("Timestamp") >= edge_bucket if descending
+                           else pl.col("Timestamp") < edge_bucket + _span(bucket))
+    else:
+        sortable, edge_value = done[-1].row(0)
+        if sortable >= page_size and edge_value is not None:  # else nulls fill the page: sort everything
+            page_filter = pl.col(sort) >= edge_value if descending else pl.col(sort) <= edge_value
+
+    grid_rows, _ = compile_query(lake, q, columns=list(dict.fromkeys([*grid, sort])), now=now)
+    if page_filter is not None:
+        grid_rows = grid_rows.filter(page_filter)
+    second = [grid_rows.sort(sort, descending=descending, nulls_last=True).head(page_size).select(grid)]
+    key = "NetworkMessageId" if "NetworkMessageId" in schema.table(v.table).schema else None
+    if key and n <= MESSAGES_UP_TO:
+        ids, _ = compile_query(lake, q, columns=[key], now=now)
+        second.append(ids.select(pl.col(key).hash().n_unique().alias("messages")))
+    results = pl.collect_all(second)
+    messages = int(results[1]["messages"][0]) if len(results) > 1 else (None if key else n)
     hist_df, series = _top_series(hist_df, top)
-    return Snapshot(q, pivot_key, bucket, hist_df, series, int(counts_df["rows"][0]), int(counts_df["messages"][0]),
-                    page_df, plan.start, plan.end)
+    return Snapshot(q, pivot_key, bucket, hist_df, series, n, messages, results[0], plan.start, plan.end)
 
 
 def _top_series(hist: pl.DataFrame, top: int) -> tuple[pl.DataFrame, tuple[str, ...]]:

@@ -128,6 +128,8 @@ def _match(p: Property, op: Op, values: list, element: pl.Expr) -> pl.Expr:
     if op is Op.ANY:
         if p.kind is Kind.ENUM or not p.case_insensitive:
             return element.is_in(values)
+        if p.stored_lower:
+            return element.is_in([v.lower() for v in values])
         return element.str.to_lowercase().is_in([v.lower() for v in values])
     if op is Op.CONTAINS:
         if all(v.isascii() for v in values):

@@ -61,6 +61,13 @@ class Property:
     mapping: tuple[tuple[str, str], ...] = ()  # stored value → shown value (e.g. "Phish ZAP" → "ZAP")
 
     @property
+    def stored_lower(self) -> bool:
+        """The lake stores this column lower-cased (domains): compare without lower-casing rows."""
+        from workbench.schema import table
+
+        return self.shape is Shape.PLAIN and self.column in table(self.table).lowercase_columns
+
+    @property
     def multi(self) -> bool:
         """True when one row can hold several values (the pivot explodes them)."""
         return self.shape in (Shape.COMMA_LIST, Shape.JSON_LISTS, Shape.JSON_ARRAY)

@@ -28,7 +28,7 @@ from workbench.explorer import aggregate as agg
 from workbench.explorer.actions import ActionKind, ActionRequest, MessageRef, build_request
 from workbench.explorer.entity import email_entity
 from workbench.explorer.export import export
-from workbench.explorer.properties import Kind, prop
+from workbench.explorer.properties import Kind, prop, properties
 from workbench.explorer.query import OP_LABELS, And, Cond, Node, Not, Op, Or, Query, Window, split_values
 from workbench.explorer.views import VIEWS, view
 from workbench.lake import Lake
@@ -59,7 +59,7 @@ class ConditionRow(w.HBox):
     def __init__(self, table: str, on_remove: Callable[[w.Widget], None], cond: Cond | None = None,
                  negated: bool = False) -> None:
         self.table = table
-        props = view_properties(table)
+        props = properties(table)
         self.negate = w.Checkbox(value=negated, description="NOT", indent=False, layout=w.Layout(width="60px"))
         self.prop = w.Dropdown(options=[(p.label, p.key) for p in props], layout=w.Layout(width="220px"))
         self.op = w.Dropdown(layout=w.Layout(width="150px"))
@@ -174,12 +174,6 @@ def _short(value: Any) -> str:
     if isinstance(value, datetime):
         return f"{value:%Y-%m-%d %H:%M}"
     return str(value if value is not None else "")[:60]
-
-
-def view_properties(table: str):  # noqa: ANN201
-    from workbench.explorer.properties import properties
-
-    return properties(table)
 
 
 class ExplorerPanel(w.VBox):
@@ -368,7 +362,8 @@ class ExplorerPanel(w.VBox):
             return None
         self.snapshot, self.offset = snap, 0
         end = f"{snap.end:%Y-%m-%d %H:%M}" if snap.end else "now"
-        self.status.value = (f'<span class="wb-note"><b>{snap.rows:,}</b> rows, <b>{snap.messages:,}</b> messages, '
+        messages = f"<b>{snap.messages:,}</b> messages" if snap.messages is not None else "messages not counted"
+        self.status.value = (f'<span class="wb-note"><b>{snap.rows:,}</b> rows, {messages}, '
                              f'{snap.start:%Y-%m-%d %H:%M} – {end} UTC, {esc(view(q.view).label)}</span>')
         self._show_page(snap.page)
         self._draw_chart(snap)
