@@ -294,3 +294,15 @@ def test_action_requests_stay_within_the_selection():
     with pytest.raises(InputError, match="incident id"):
         build_request(ActionKind.ADD_TO_INCIDENT, many[:1], requested_by="bob")
     assert build_request("Start automated investigation", many[:2], requested_by="bob").to_json()["handler"] == "investigations"
+
+
+@pytest.mark.parametrize("module", ["workbench.explorer", "workbench.explorer.properties", "workbench.explorer.query",
+                                    "workbench.explorer.views", "workbench.explorer.compile", "workbench.explorer.saved",
+                                    "workbench.explorer.export", "workbench.explorer.actions", "workbench.ui.render",
+                                    "workbench.detect.analyzers.lookalike"])
+def test_docstring_examples_run(module):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(module))
+    assert result.failed == 0
