@@ -180,10 +180,6 @@ class Plan:
     columns: tuple[str, ...]  # columns read from the view's table
 
 
-def _property_of(c: Cond, v: View) -> Property:
-    return prop(c.property, v.table)
-
-
 def _lookalike_domains(lake: Lake, v: View, c: Cond, p: Property, start: datetime, end: datetime | None) -> list[str]:
     """Values of *p* in the window that imitate one of the condition's domains."""
     from workbench.detect.analyzers.lookalike import imitates
@@ -219,9 +215,8 @@ def compile_query(lake: Lake, query: Query, *, columns: Sequence[str] | None = N
     """The query's rows (the view's table, *columns* or the view's default columns) and its plan."""
     v = view(query.view)
     start, end = query.window.resolve(now)
-    tree: Node | None
     parts = [n for n in (v.base, query.where) if n is not None]
-    tree = parts[0] if len(parts) == 1 else And(*parts) if parts else None
+    tree: Node | None = parts[0] if len(parts) == 1 else And(*parts) if parts else None
     table_schema = schema.table(v.table).schema
     wanted = list(columns) if columns is not None else list(v.columns)
     unknown = [c for c in wanted if c not in table_schema]
@@ -229,7 +224,7 @@ def compile_query(lake: Lake, query: Query, *, columns: Sequence[str] | None = N
         raise InputError(f"{v.table} has no column {unknown[0]!r}; valid columns: {', '.join(table_schema.names())}")
 
     conds = conditions(tree)
-    props = {c: _property_of(c, v) for c in conds}
+    props = {c: prop(c.property, v.table) for c in conds}
     lookalikes = {c: _lookalike_domains(lake, v, c, props[c], start, end) for c in conds if c.op is Op.LOOKALIKE}
     needed = set(wanted)
     flags: dict[Cond, str] = {}
