@@ -144,3 +144,15 @@ def test_a_link_prefills_the_panel(small_tenant, monkeypatch):
     monkeypatch.setenv("QUERY_STRING", "q=" + q.to_link())
     panel = ExplorerPanel.for_tenant(small_tenant, chart=False)
     assert panel.current_query() == q and panel.snapshot is not None and panel.view.value == "malware"
+
+
+def test_chosen_columns_and_selection_count(panel, events):
+    panel.columns.value = ["Timestamp", "Subject", "EmailSize"]
+    assert "<th>EmailSize</th>" in panel.grid.value and "<th>SenderFromAddress</th>" not in panel.grid.value
+    assert list(panel.sort.options) == ["Timestamp", "Subject", "EmailSize"]
+    panel.sort.value = "EmailSize"
+    sizes = [int(x) for x in __import__("re").findall(r"<td>(\d+)</td></tr>", panel.grid.value)]
+    assert sizes and sizes[0] == events["EmailSize"].max()
+    panel.selection.value = (0, 1, 2)
+    assert panel.selected_count.value.startswith("3 selected")
+    assert len({r.network_message_id for r in panel.selected()}) >= 1  # the row key travels although hidden

@@ -25,7 +25,8 @@ import polars as pl
 
 from workbench.errors import WorkbenchError
 from workbench.explorer import aggregate as agg
-from workbench.explorer.actions import ActionKind, ActionRequest, MessageRef, build_request
+from workbench import schema
+from workbench.explorer.actions import CONFIRM_ABOVE, ActionKind, ActionRequest, MessageRef, build_request
 from workbench.explorer.entity import email_entity
 from workbench.explorer.export import export
 from workbench.explorer.properties import Kind, prop, properties
@@ -205,6 +206,8 @@ class ExplorerPanel(w.VBox):
         self.pivot = w.Dropdown(description="Pivot")
         self.chart_box = w.Box(layout=w.Layout(min_height="60px", width="100%"))
         self.sort = w.Dropdown(description="Sort by")
+        self.columns = w.TagsInput(allow_duplicates=False, layout=w.Layout(width="95%"))
+        self.selected_count = w.Label("0 selected")
         self.descending = w.Checkbox(value=True, description="newest / largest first", indent=False)
         self.grid = w.HTML()
         self.prev_button = w.Button(description="Previous", icon="chevron-left", layout=w.Layout(width="110px"))
@@ -225,9 +228,9 @@ class ExplorerPanel(w.VBox):
         self.action_button = w.Button(description="Request", icon="gavel")
         self.action_result = w.HTML()
 
-        self._grid_tab = w.VBox([w.HBox([self.sort, self.descending]), self.grid,
+        self._grid_tab = w.VBox([w.HBox([w.Label("Columns"), self.columns]), w.HBox([self.sort, self.descending]), self.grid,
                                  w.HBox([self.prev_button, self.page_label, self.next_button]),
-                                 self.selection, w.HBox([self.open_button]),
+                                 self.selection, w.HBox([self.open_button, self.selected_count]),
                                  w.HBox([self.action, self.incident, self.confirm, self.action_button]),
                                  self.action_result,
                                  w.HBox([w.Label("Export"), self.export_format, self.export_name, self.export_button,
@@ -238,6 +241,8 @@ class ExplorerPanel(w.VBox):
         self.view.observe(self._on_view, names="value")
         self.pivot.observe(lambda _: self._maybe_refresh(), names="value")
         self.sort.observe(lambda _: self._reload_page(reset=True), names="value")
+        self.columns.observe(self._on_columns, names="value")
+        self.selection.observe(lambda _: self._count_selection(), names="value")
         self.descending.observe(lambda _: self._reload_page(reset=True), names="value")
         self.prev_button.on_click(lambda _: self._turn(-1))
         self.next_button.on_click(lambda _: self._turn(+1))
@@ -294,6 +299,8 @@ class ExplorerPanel(w.VBox):
         loading, self._loading = self._loading, True
         self.pivot.options = [(prop(k, v.table).label, k) for k in v.pivots]
         self.pivot.value = v.pivots[0]
+        self.columns.allowed_tags = schema.table(v.table).column_names
+        self.columns.value = list(v.columns)
         self.sort.options = list(v.columns)
         self.sort.value = "Timestamp"
         self._loading = loading
@@ -355,7 +362,7 @@ class ExplorerPanel(w.VBox):
         self.error.value = ""
         try:
             q = self.current_query()
-            snap = agg.snapshot(self.lake, q, pivot=self.pivot.value, sort=self.sort.value,
+            snap = agg.snapshot(self.lake, q, pivot=self.pivot.value, sort=self.sort.value, columns=self._query_columns(),
                                 descending=self.descending.value, page_size=self.page_size, now=self.now)
         except WorkbenchError as exc:
             self.show_error(exc)
@@ -427,10 +434,33 @@ class ExplorerPanel(w.VBox):
 
     # ------------------------------------------------------------------ grid
 
+    def grid_columns(self) -> list[str]:
+        """The chosen columns (the view's defaults until the analyst changes them)."""
+        return list(self.columns.value) or list(view(self.view.value).columns)
+
+    def _query_columns(self) -> list[str]:
+        """The chosen columns plus the row key, which selection needs even when hidden."""
+        return list(dict.fromkeys([*self.grid_columns(), *view(self.view.value).row_key]))
+
+    def _on_columns(self, _: Any = None) -> None:
+        if self._loading:
+            return
+        chosen = self.grid_columns()
+        loading, self._loading = self._loading, True
+        self.sort.options = chosen
+        self.sort.value = "Timestamp" if "Timestamp" in chosen else chosen[0]
+        self._loading = loading
+        self._reload_page(reset=True)
+
+    def _count_selection(self) -> None:
+        n = len(self.selection.value)
+        self.selected_count.value = f"{n} selected" + (" (more than 100 need confirmation)" if n > CONFIRM_ABOVE else "")
+
     def _show_page(self, frame: pl.DataFrame) -> None:
         self._page = frame
         v = view(self.view.value)
-        self.grid.value = f'<div class="wb-scroll">{table_html(frame, v.columns, numbered_from=self.offset + 1)}</div>'
+        shown = [c for c in self.grid_columns() if c in frame.columns]
+        self.grid.value = f'<div class="wb-scroll">{table_html(frame, shown, numbered_from=self.offset + 1)}</div>'
         total = self.snapshot.rows if self.snapshot else 0
         last = min(self.offset + frame.height, total)
         self.page_label.value = f"rows {self.offset + 1 if frame.height else 0}–{last} of {total:,}"
@@ -438,7 +468,7 @@ class ExplorerPanel(w.VBox):
         self.next_button.disabled = last >= total
         labels = []
         for i, row in enumerate(frame.iter_rows(named=True)):
-            label = " | ".join(_short(row.get(c)) for c in v.columns[:4])
+            label = " | ".join(_short(row.get(c)) for c in (shown or list(v.columns))[:4])
             labels.append((f"{self.offset + i + 1}. {label}", i))
         self.selection.options = labels
         self.selection.value = ()
@@ -449,7 +479,8 @@ class ExplorerPanel(w.VBox):
         if reset:
             self.offset = 0
         try:
-            frame = agg.page(self.lake, self.snapshot.query, sort=self.sort.value, descending=self.descending.value,
+            frame = agg.page(self.lake, self.snapshot.query, columns=self._query_columns(), sort=self.sort.value,
+                             descending=self.descending.value,
                              offset=self.offset, limit=self.page_size, now=self.now)
         except WorkbenchError as exc:
             self.show_error(exc)
