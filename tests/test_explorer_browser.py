@@ -116,6 +116,8 @@ def test_explorer_in_voila(page: Page, network_log, voila_server, hostile_tenant
     link = Query("all_email", WINDOW).to_link(voila_server(hostile_tenant) + "voila/render/Explorer.ipynb")
     page.goto(link)
     explorer_flow(page, events, root=page)
+    shared = page.locator("code", has_text="/voila/render/Explorer.ipynb?q=").first.inner_text()
+    assert Query.from_link(shared).view == "all_email"  # the panel offers a link to what is on screen
     page.wait_for_load_state("networkidle")
     network_log.assert_only_loopback()
     if os.environ.get("WORKBENCH_SCREENSHOTS"):

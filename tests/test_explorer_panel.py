@@ -156,3 +156,21 @@ def test_chosen_columns_and_selection_count(panel, events):
     panel.selection.value = (0, 1, 2)
     assert panel.selected_count.value.startswith("3 selected")
     assert len({r.network_message_id for r in panel.selected()}) >= 1  # the row key travels although hidden
+
+
+def test_save_and_reopen_a_query(small_tenant, tmp_path):
+    panel = ExplorerPanel(Lake.for_tenant(small_tenant), query=Query("all_email", WINDOW), chart=False,
+                          saved_dir=tmp_path / "queries", link_base="http://127.0.0.1:8866/voila/render/Explorer.ipynb")
+    panel.refresh()
+    panel.builder.add_condition(Cond("threat_type", Op.ANY, ("Phish",)))
+    panel.save_name.value = "Phish in the window"
+    panel.save_button.click()
+    assert list(panel.saved.options) == ["Phish in the window"]
+    wanted = panel.current_query()
+    panel.save_button.click()
+    assert "exists" in panel.error.value  # no silent overwrite
+    panel.builder.clear()
+    panel.view.value = "malware"
+    panel.open_saved_button.click()
+    assert panel.current_query() == wanted and panel.snapshot.query == wanted
+    assert "?q=" in panel.link.value

@@ -56,6 +56,7 @@ LINKS: dict[tuple[str, str], Link] = {
                                                       ("RecipientEmailAddress", _lower("RecipientEmailAddress")))),
     ("EmailEvents", "UrlClickEvents"): Link((("NetworkMessageId", pl.col("NetworkMessageId")),
                                              ("RecipientEmailAddress", _lower("AccountUpn")))),
+    ("EmailEvents", "AlertEvidence"): Link((("NetworkMessageId", pl.col("NetworkMessageId")),)),
     ("EmailEvents", "IdentityInfo"): Link((("RecipientEmailAddress", _lower("EmailAddress")),),
                                           windowed=False, latest=True),
     ("EmailEvents", "CloudAppEvents"): Link(

@@ -165,7 +165,11 @@ _EMAIL: tuple[Property, ...] = (
     Property("tags", "Tags", I, "Tags", shape=Shape.JSON_ARRAY),
     Property("report_type", "User report type", S, "RawEventData", Kind.ENUM, values=_enum(enums.ReportType),
              shape=Shape.JSON_FIELD, field="ReportType"),
+    Property("org_level_action", "Org-level override", E, "OrgLevelAction"),
+    Property("org_level_policy", "Org-level override policy", E, "OrgLevelPolicy"),
+    Property("user_level_action", "User-level override", E, "UserLevelAction"),
     # Advanced
+    Property("alert_id", "Alert ID", "AlertEvidence", "AlertId", group="Advanced", case_insensitive=False),
     Property("internet_message_id", "Internet message ID", E, "InternetMessageId", group="Advanced",
              case_insensitive=False),
     Property("network_message_id", "Network message ID", E, "NetworkMessageId", group="Advanced"),

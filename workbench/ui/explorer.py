@@ -183,10 +183,12 @@ class ExplorerPanel(w.VBox):
 
     def __init__(self, lake: Lake, *, mail_store: Any = None, query: Query | None = None, now: datetime | None = None,
                  read_content: bool = False, chart: bool = True, page_size: int = 50,
-                 on_request: Callable[[ActionRequest], None] | None = None, export_dir: Path | None = None) -> None:
+                 on_request: Callable[[ActionRequest], None] | None = None, export_dir: Path | None = None,
+                 saved_dir: Path | None = None, link_base: str = "") -> None:
         self.lake, self.mail_store, self.now = lake, mail_store, now
         self.read_content, self.page_size, self.on_request = read_content, page_size, on_request
         self.export_dir = export_dir or Path.cwd()
+        self.saved_dir, self.link_base = saved_dir, link_base
         self.requests: list[ActionRequest] = []
         self.snapshot: agg.Snapshot | None = None
         self.offset = 0
@@ -227,6 +229,11 @@ class ExplorerPanel(w.VBox):
         self.confirm = w.Checkbox(value=False, description="I confirm", indent=False)
         self.action_button = w.Button(description="Request", icon="gavel")
         self.action_result = w.HTML()
+        self.saved = w.Dropdown(description="Saved", layout=w.Layout(width="320px"))
+        self.open_saved_button = w.Button(description="Open", icon="folder-open", layout=w.Layout(width="80px"))
+        self.save_name = w.Text(placeholder="name this query", layout=w.Layout(width="220px"))
+        self.save_button = w.Button(description="Save query", icon="save", layout=w.Layout(width="120px"))
+        self.link = w.HTML()
 
         self._grid_tab = w.VBox([w.HBox([w.Label("Columns"), self.columns]), w.HBox([self.sort, self.descending]), self.grid,
                                  w.HBox([self.prev_button, self.page_label, self.next_button]),
@@ -249,16 +256,21 @@ class ExplorerPanel(w.VBox):
         self.open_button.on_click(lambda _: self.open_selected())
         self.export_button.on_click(lambda _: self.export())
         self.action_button.on_click(lambda _: self.request_action())
+        self.save_button.on_click(lambda _: self.save_query())
+        self.open_saved_button.on_click(lambda _: self.open_saved())
         self._loading = True
         self._on_view()
         if query is not None:
             self.load(query)
         self._loading = False
+        self._list_saved()
 
         super().__init__([
             w.HTML(STYLE),
             w.HBox([self.view, self.window, self.start, self.end, self.refresh_button]),
-            self.builder, self.error, self.status,
+            self.builder,
+            w.HBox([self.saved, self.open_saved_button, self.save_name, self.save_button]),
+            self.error, self.status, self.link,
             w.HBox([self.pivot]), self.chart_box,
             self.tabs, self.entity,
         ])
@@ -276,6 +288,13 @@ class ExplorerPanel(w.VBox):
         store_path = t.mail_dir / "store.sqlite"
         store = EmbeddedMailStore(store_path) if store_path.is_file() else None
         link = parse_qs(os.environ.get("QUERY_STRING", "")).get("q", [None])[0]
+        from workbench.explorer.saved import folder_of
+
+        kwargs.setdefault("saved_dir", folder_of(t))
+        env = os.environ
+        if env.get("SCRIPT_NAME") and env.get("SERVER_NAME"):  # Voila tells the kernel where the page lives
+            port = f":{env['SERVER_PORT']}" if env.get("SERVER_PORT") else ""
+            kwargs.setdefault("link_base", f"http://{env['SERVER_NAME']}{port}{env['SCRIPT_NAME']}")
         panel = cls(Lake.for_tenant(t), mail_store=store, **kwargs)
         if link:
             try:
@@ -373,6 +392,9 @@ class ExplorerPanel(w.VBox):
         self.status.value = (f'<span class="wb-note"><b>{snap.rows:,}</b> rows, {messages}, '
                              f'{snap.start:%Y-%m-%d %H:%M} – {end} UTC, {esc(view(q.view).label)}</span>')
         self._show_page(snap.page)
+        link = q.to_link(self.link_base)
+        self.link.value = (f'<span class="wb-note">Link to this query: <code>{esc(link, 2000)}</code></span>'
+                           if self.link_base else f'<span class="wb-note">Query link token: <code>{esc(link, 2000)}</code></span>')
         self._draw_chart(snap)
         self._fill_tab()
         return snap
@@ -564,6 +586,39 @@ class ExplorerPanel(w.VBox):
         tabs = w.Tab(children=[w.HTML(html) for _, html in pages])
         tabs.titles = [t for t, _ in pages]
         self.entity.children = [w.HTML(f"<h3>Email: {esc(ev.get('Subject'), 200)}</h3>"), tabs]
+
+    # ------------------------------------------------------------------ saved queries
+
+    def _list_saved(self) -> None:
+        from workbench.explorer.saved import list_saved
+
+        names = [s.name for s in list_saved(self.saved_dir)] if self.saved_dir else []
+        self.saved.options = names
+        self.saved.disabled = self.open_saved_button.disabled = not names
+        self.save_button.disabled = self.save_name.disabled = self.saved_dir is None
+
+    def save_query(self, overwrite: bool = False) -> None:
+        from workbench.explorer.saved import save
+
+        try:
+            saved = save(self.saved_dir, self.save_name.value, self.current_query(), author=acting_user(),
+                         overwrite=overwrite)
+        except WorkbenchError as exc:
+            self.show_error(exc)
+            return
+        self._list_saved()
+        self.saved.value = saved.name
+        self.error.value = ""
+
+    def open_saved(self) -> None:
+        from workbench.explorer.saved import load
+
+        try:
+            self.load(load(self.saved_dir, self.saved.value).query)
+        except WorkbenchError as exc:
+            self.show_error(exc)
+            return
+        self.refresh()
 
     # ------------------------------------------------------------------ export and actions
 
