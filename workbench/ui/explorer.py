@@ -83,7 +83,7 @@ class ConditionRow(w.HBox):
     def _on_prop(self, _: Any = None) -> None:
         p = prop(self.prop.value, self.table)
         self.op.options = [(OP_LABELS[o], o) for o in _OPS_BY_KIND[p.kind]]
-        self.op.value = Op.ANY
+        self.op.value = Op.CONTAINS if p.key == "subject" else Op.ANY  # Explorer matches subjects as substrings
         self.tags.allowed_tags = list(p.values)
         self._on_op()
 

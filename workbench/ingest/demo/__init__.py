@@ -98,7 +98,7 @@ def _uuid_maker(rng: np.random.Generator):
     return uuids
 
 
-def _apply_zaps(specs: pl.DataFrame, zaps: list[Zap], prefix: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+def _apply_zaps(specs: pl.DataFrame, zaps: list[Zap], prefix: str, first_id: int = 0) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Move the copies later intelligence condemned to quarantine; their EmailPostDeliveryEvents rows."""
     if not zaps:
         return specs, schema.EmailPostDeliveryEvents.empty()
@@ -118,9 +118,38 @@ def _apply_zaps(specs: pl.DataFrame, zaps: list[Zap], prefix: str) -> tuple[pl.D
         "RecipientEmailAddress": copies["RecipientEmailAddress"], "SenderFromAddress": copies["SenderFromAddress"],
         "EmailDirection": copies["EmailDirection"], "DeliveryLocation": DeliveryLocation.QUARANTINE.value,
         "ThreatTypes": [z.threat for z in zaps], "DetectionMethods": [z.judgement.columns["DetectionMethods"] for z in zaps],
-        "ReportId": [f"{prefix}{i:07d}" for i in range(len(zaps))],
+        "ReportId": [f"{prefix}{first_id + i:07d}" for i in range(len(zaps))],
     })
     return specs, schema.EmailPostDeliveryEvents.conform(post)
+
+
+PART_ROWS = 120_000
+
+
+def _day_parts(specs: pl.DataFrame, stories: pl.DataFrame):  # noqa: ANN202 - Iterator[tuple[DataFrame, DataFrame]]
+    """(traffic part, story part) pairs covering a day, cut at timestamps between parts of about
+    PART_ROWS rows; *specs* is sorted by Timestamp. A small day is one part."""
+    n = len(specs)
+    if n <= PART_ROWS:
+        yield specs, stories
+        return
+    stamps = specs["Timestamp"]
+    cuts = [0]
+    for target in range(PART_ROWS, n, PART_ROWS):
+        at = stamps.search_sorted(stamps[target], side="left")  # never split equal timestamps
+        if at > cuts[-1]:
+            cuts.append(at)
+    cuts.append(n)
+    for k, (lo, hi) in enumerate(zip(cuts, cuts[1:])):
+        part = specs[lo:hi]
+        first = stamps[lo] if k else None
+        last = stamps[hi] if hi < n else None
+        keep = pl.lit(True)
+        if first is not None:
+            keep = keep & (pl.col("Timestamp") >= first)
+        if last is not None:
+            keep = keep & (pl.col("Timestamp") < last)
+        yield part, stories.filter(keep)
 
 
 class _FirstContact:
@@ -210,26 +239,38 @@ def generate(
             rng = np.random.default_rng(np.random.SeedSequence([seed, i, 1]))
             tag = f"{day:%Y%m%d}"
             specs = traffic.finish(traffic.day(rng, day, _uuid_maker(rng)), window_start, window_end, f"{tag}E")
-            specs = first_contact.mark(specs)
-            specs, zaps = judge.judge(specs)
-            specs = specs.with_columns(LatestDeliveryAction=pl.col("DeliveryAction"), LatestDeliveryLocation=pl.col("DeliveryLocation"))
-            specs, post = _apply_zaps(specs, zaps, f"{tag}P")
+            specs = first_contact.mark(specs).sort("Timestamp", maintain_order=True)
             todays = story_specs.filter(pl.col("Timestamp").dt.date() == day)
-            specs = pl.concat([specs.select(todays.columns), todays], how="vertical").sort("Timestamp", "NetworkMessageId", "RecipientEmailAddress")
-            out = emit(specs.drop("_category"), catalog, org_domains=org.domains, edge_ip=org.edge_ip, mx_host=org.mx_host)
-            for table, frame in out.tables.items():
-                write(table, frame)
-            write("EmailPostDeliveryEvents", post)
-            write("UrlClickEvents", activity.day_clicks(rng, out.tables["EmailEvents"], out.tables["EmailUrlInfo"], users_by_upn, f"{tag}K"))
+            posts = clicks = 0
+            # A large day is generated in parts of about PART_ROWS copies (cut between timestamps,
+            # so a message's copies stay together): memory follows the part, not the day.
+            for part, stories_part in _day_parts(specs, todays):
+                part, zaps = judge.judge(part)
+                part = part.with_columns(LatestDeliveryAction=pl.col("DeliveryAction"),
+                                         LatestDeliveryLocation=pl.col("DeliveryLocation"))
+                part, post = _apply_zaps(part, zaps, f"{tag}P", posts)
+                posts += post.height
+                part = pl.concat([part.select(stories_part.columns), stories_part], how="vertical").sort(
+                    "Timestamp", "NetworkMessageId", "RecipientEmailAddress")
+                out = emit(part.drop("_category"), catalog, org_domains=org.domains, edge_ip=org.edge_ip,
+                           mx_host=org.mx_host)
+                for table, frame in out.tables.items():
+                    write(table, frame)
+                write("EmailPostDeliveryEvents", post)
+                day_clicks = activity.day_clicks(rng, out.tables["EmailEvents"], out.tables["EmailUrlInfo"], users_by_upn,
+                                                 f"{tag}K", clicks)
+                clicks += day_clicks.height
+                write("UrlClickEvents", day_clicks)
+                if store:
+                    store.put_message_frame(out.raw_headers)
+                    store.place(out.placements)
+                    raw_messages += len(out.raw_headers)
+                del part, out, post, day_clicks
             write("AADSignInEventsBeta", activity.day_signins(rng, org, day, _uuid_maker(rng), WORK_HOURS, f"{tag}S"))
             write("CloudAppEvents", activity.day_cloud_events(rng, org, day, WORK_HOURS, f"{tag}C"))
             write("DeviceInfo", activity.device_info(org, day))
             for table, frame in story_rows.items():
                 write(table, frame.filter(pl.col(schema.table(table).time_column).dt.date() == day))
-            if store:
-                store.put_message_frame(out.raw_headers)
-                store.place(out.placements)
-                raw_messages += len(out.raw_headers)
             bar.set_postfix(emails=f"{counts['EmailEvents']:,}")
         bar.close()
         lake.compact()  # one file per day partition (a day's mail spills into its neighbours' partitions)

@@ -211,8 +211,9 @@ def day_cloud_events(rng, org: Organisation, day: date, hours: np.ndarray, prefi
 
 
 def day_clicks(rng, email_events: pl.DataFrame, email_urls: pl.DataFrame, users_by_upn: dict[str, User],
-               prefix: str) -> pl.DataFrame:
-    """Ordinary clicks: some recipients open some links in clean delivered mail."""
+               prefix: str, first_id: int = 0) -> pl.DataFrame:
+    """Ordinary clicks: some recipients open some links in clean delivered mail (ids numbered
+    from *first_id*, so a day generated in parts keeps them unique)."""
     delivered = email_events.filter(
         (pl.col("DeliveryAction") == DeliveryAction.DELIVERED.value)
         & pl.col("ThreatTypes").is_null()
@@ -236,7 +237,7 @@ def day_clicks(rng, email_events: pl.DataFrame, email_urls: pl.DataFrame, users_
         pl.Series("IPAddress", ips, dtype=pl.String),
         pl.lit(False).alias("IsClickedThrough"),
         pl.format('["{}"]', pl.col("Url")).alias("UrlChain"),
-        (pl.lit(prefix) + pl.int_range(pl.len()).cast(pl.String).str.zfill(7)).alias("ReportId"),
+        (pl.lit(prefix) + (pl.int_range(pl.len()) + first_id).cast(pl.String).str.zfill(7)).alias("ReportId"),
     )
     return schema.UrlClickEvents.conform(df)
 

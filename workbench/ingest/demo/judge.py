@@ -162,9 +162,9 @@ class Judgement:
     threats: frozenset[str]
 
 
-# Judgements kept for reuse (most recent first out last). Unbounded, the cache of a 20,000-user
-# month held about a million judgements and 1.3 GB; recent days are where keys repeat.
-CACHE_SIZE = 50_000
+# Judgements kept for reuse, least recently used dropped first: unbounded, the cache would
+# grow with every sender, subject and template of the whole run; keys repeat in recent days.
+CACHE_SIZE = 100_000
 
 
 @dataclass(frozen=True)
