@@ -102,6 +102,9 @@ def explorer_flow(page: Page, events: pl.DataFrame, *, root) -> None:  # noqa: A
     root.locator(".widget-select-multiple select").select_option(index=0)
     root.get_by_role("button", name="Open email").click()
     expect(root.get_by_text("Email: " + PAYLOAD + " urgent")).to_be_visible(timeout=30_000)
+    details = root.locator(".wb-dl", has_text="Sender display name").first  # the entity's first tab
+    expect(details).to_contain_text("onerror=")  # the hostile display name, shown as text
+    assert details.locator("img").count() == 0
     root.get_by_role("tab", name="Timeline", exact=True).click()
     expect(root.locator(".wb-table", has_text="Original delivery")).to_be_visible()
     root.get_by_role("tab", name="URLs", exact=True).click()
