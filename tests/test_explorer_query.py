@@ -306,3 +306,10 @@ def test_docstring_examples_run(module):
 
     result = doctest.testmod(importlib.import_module(module))
     assert result.failed == 0
+
+
+def test_clicks_of_the_matching_mail(lake, events):
+    clicks = table(lake, "UrlClickEvents")
+    got = agg.clicks_of_mail(lake, Query("all_email", WINDOW), n=100_000)
+    want = clicks.filter(pl.col("NetworkMessageId").is_in(events["NetworkMessageId"].implode()))
+    assert got.height == want.height > 0 and got["Timestamp"].is_sorted(descending=True)

@@ -216,6 +216,18 @@ def top_clicks(lake: Lake, q: Query, *, n: int = 10, now: datetime | None = None
             .sort(["clicks", "Url"], descending=[True, False]).head(n))
 
 
+def clicks_of_mail(lake: Lake, q: Query, *, n: int = 200, now: datetime | None = None) -> pl.DataFrame:
+    """The URL clicks on the matching mail, newest first (the URL clicks tab of an email view)."""
+    v = view(q.view)
+    if v.table != "EmailEvents":
+        raise InputError(f"the {v.label} view has no messages to list clicks for; open the URL clicks view")
+    rows, plan = compile_query(lake, q, columns=["NetworkMessageId"], now=now)
+    return (lake.scan("UrlClickEvents", plan.start, None,
+                      columns=["Timestamp", "AccountUpn", "ActionType", "Url", "IsClickedThrough", "NetworkMessageId"])
+            .join(rows.unique(), on="NetworkMessageId", how="semi")
+            .sort("Timestamp", descending=True).head(n).collect())
+
+
 def email_origin(lake: Lake, q: Query, *, now: datetime | None = None) -> pl.DataFrame:
     """Matching messages by the country of the sender IP (RIR allocation data, offline)."""
     from iptocc import country_code
@@ -246,4 +258,4 @@ def campaigns(lake: Lake, q: Query, *, n: int = 50, now: datetime | None = None)
 
 
 __all__ = ["Snapshot", "snapshot", "page", "bucket_for", "top_targeted_users", "top_malware_families", "top_urls",
-           "top_clicks", "email_origin", "campaigns", "OTHER"]
+           "top_clicks", "clicks_of_mail", "email_origin", "campaigns", "OTHER"]

@@ -46,6 +46,7 @@ _OPS_BY_KIND = {
 TAB_FUNCTIONS: dict[str, Callable[..., pl.DataFrame]] = {
     "Top URLs": agg.top_urls, "Top clicks": agg.top_clicks, "Top targeted users": agg.top_targeted_users,
     "Top malware families": agg.top_malware_families, "Email origin": agg.email_origin, "Campaign": agg.campaigns,
+    "URL clicks": agg.clicks_of_mail,
 }
 
 
@@ -535,8 +536,7 @@ class ExplorerPanel(w.VBox):
         fn = TAB_FUNCTIONS.get(title)
         if out is None:
             return
-        if fn is None:  # "URL clicks" inside an email view: the clicks of these messages
-            out.value = '<span class="wb-note">Open the URL clicks view for every click (pivot by URL domain).</span>'
+        if fn is None:
             return
         try:
             frame = fn(self.lake, self.snapshot.query, now=self.now)
