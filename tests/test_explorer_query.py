@@ -78,7 +78,8 @@ def test_bad_query_input_is_a_one_line_error(make, message):
     (Cond("delivery_action", Op.ANY, ("Vaporised",)), "not a Delivery action value; choose from: Delivered"),
     (Cond("subject", Op.REGEX, ("(unclosed",)), "bad regular expression"),
     (Cond("email_size", Op.GT, ("big",)), "whole numbers"),
-    (Cond("subject", Op.GT, ("3",)), "is text"),
+    (Cond("subject", Op.GT, ("3",)), "Subject does not take 'gt'"),
+    (Cond("delivery_action", Op.LOOKALIKE, ("x.com",)), "does not take 'lookalike'"),
 ])
 def test_bad_conditions_name_the_problem(lake, where, message):
     with pytest.raises(InputError, match=message):

@@ -121,11 +121,7 @@ def _match(p: Property, op: Op, values: list, element: pl.Expr) -> pl.Expr:
             return element > max(values)
         if op is Op.LT:
             return element < min(values)
-        if op is Op.ANY:
-            return element.is_in(values)
-        raise InputError(f"{p.label} is a number or flag: use any / none / gt / lt, not {op.value}")
-    if op in (Op.GT, Op.LT):
-        raise InputError(f"{p.label} is text: greater / less than apply to numbers; use any, contains or regex")
+        return element.is_in(values)
     if op is Op.ANY:
         if p.kind is Kind.ENUM or not p.case_insensitive:
             return element.is_in(values)
@@ -145,11 +141,11 @@ def _match(p: Property, op: Op, values: list, element: pl.Expr) -> pl.Expr:
 
 def _positive(p: Property, c: Cond, lookalikes: dict[Cond, list[str]]) -> pl.Expr:
     """The condition with NONE read as ANY (the caller negates)."""
+    if c.op not in p.operators:
+        raise InputError(f"{p.label} does not take {c.op.value!r}; use one of: {', '.join(o.value for o in p.operators)}")
     op = Op.ANY if c.op is Op.NONE else c.op
     if op is Op.LOOKALIKE:
         values, op = lookalikes.get(c, []), Op.ANY
-        if p.kind is not Kind.TEXT:
-            raise InputError(f"{p.label} is not a domain: 'looks like' applies to domain properties")
     else:
         values = _values(p, c)
     value = p.value()

@@ -21,8 +21,9 @@ from enum import StrEnum
 
 import polars as pl
 
-from workbench import enums
+from workbench import enums, schema
 from workbench.errors import InputError
+from workbench.explorer.query import Op
 
 
 class Kind(StrEnum):
@@ -30,6 +31,15 @@ class Kind(StrEnum):
     ENUM = "enum"
     INT = "int"
     BOOL = "bool"
+
+
+# The operators that apply to each kind of property (the compiler rejects the others).
+OPERATORS_BY_KIND: dict[Kind, tuple[Op, ...]] = {
+    Kind.TEXT: (Op.ANY, Op.NONE, Op.CONTAINS, Op.WILDCARD, Op.REGEX, Op.LOOKALIKE),
+    Kind.ENUM: (Op.ANY, Op.NONE, Op.CONTAINS, Op.REGEX),
+    Kind.INT: (Op.ANY, Op.NONE, Op.GT, Op.LT),
+    Kind.BOOL: (Op.ANY, Op.NONE),
+}
 
 
 class Shape(StrEnum):
@@ -63,9 +73,12 @@ class Property:
     @property
     def stored_lower(self) -> bool:
         """The lake stores this column lower-cased (domains): compare without lower-casing rows."""
-        from workbench.schema import table
+        return self.shape is Shape.PLAIN and self.column in schema.table(self.table).lowercase_columns
 
-        return self.shape is Shape.PLAIN and self.column in table(self.table).lowercase_columns
+    @property
+    def operators(self) -> tuple[str, ...]:
+        """The operators that apply to this property (the compiler rejects the others)."""
+        return OPERATORS_BY_KIND[self.kind]
 
     @property
     def multi(self) -> bool:
@@ -263,4 +276,4 @@ def prop(name: str, table: str = E) -> Property:
     raise InputError(f"unknown property {name!r} for {table}; choose one of: {labels}")
 
 
-__all__ = ["Kind", "Shape", "Property", "properties", "prop", "host_expr", "ADDITIONAL_ACTIONS", "BY_TABLE"]
+__all__ = ["Kind", "Shape", "OPERATORS_BY_KIND", "Property", "properties", "prop", "host_expr", "ADDITIONAL_ACTIONS", "BY_TABLE"]

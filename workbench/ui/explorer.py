@@ -37,12 +37,6 @@ from workbench.ui.render import STYLE, definitions, esc, pre, table_html
 
 WINDOWS = [("Last 24 hours", "24h"), ("Last 7 days", "7d"), ("Last 30 days", "30d"), ("Last 90 days", "90d"),
            ("Last 365 days", "365d"), ("Custom", "custom")]
-_OPS_BY_KIND = {
-    Kind.TEXT: [Op.ANY, Op.NONE, Op.CONTAINS, Op.WILDCARD, Op.REGEX, Op.LOOKALIKE],
-    Kind.ENUM: [Op.ANY, Op.NONE, Op.CONTAINS, Op.REGEX],
-    Kind.INT: [Op.ANY, Op.NONE, Op.GT, Op.LT],
-    Kind.BOOL: [Op.ANY, Op.NONE],
-}
 TAB_FUNCTIONS: dict[str, Callable[..., pl.DataFrame]] = {
     "Top URLs": agg.top_urls, "Top clicks": agg.top_clicks, "Top targeted users": agg.top_targeted_users,
     "Top malware families": agg.top_malware_families, "Email origin": agg.email_origin, "Campaign": agg.campaigns,
@@ -77,13 +71,13 @@ class ConditionRow(w.HBox):
             self.prop.value = prop(cond.property, table).key
             self._on_prop()
             self.op.value = cond.op
-            self._set_values(list(cond.values))
+            self.set_values(list(cond.values))
         else:
             self._on_prop()
 
     def _on_prop(self, _: Any = None) -> None:
         p = prop(self.prop.value, self.table)
-        self.op.options = [(OP_LABELS[o], o) for o in _OPS_BY_KIND[p.kind]]
+        self.op.options = [(OP_LABELS[o], o) for o in p.operators]
         self.op.value = Op.CONTAINS if p.key == "subject" else Op.ANY  # Explorer matches subjects as substrings
         self.tags.allowed_tags = list(p.values)
         self._on_op()
@@ -93,7 +87,7 @@ class ConditionRow(w.HBox):
         picker = p.kind is Kind.ENUM and self.op.value in (Op.ANY, Op.NONE)
         self.values_box.children = [self.tags if picker else self.text]
 
-    def _set_values(self, values: list[str]) -> None:
+    def set_values(self, values: list[str]) -> None:
         if self.values_box.children[0] is self.tags:
             self.tags.value = values
         else:
@@ -437,7 +431,7 @@ class ExplorerPanel(w.VBox):
         row = self.builder.add_condition()
         row.prop.value = self.snapshot.pivot
         row.op.value = Op.ANY
-        row._set_values(values)
+        row.set_values(values)
         self.refresh()
 
     def on_brush(self, lo: Any, hi: Any) -> None:
@@ -533,13 +527,10 @@ class ExplorerPanel(w.VBox):
             return
         title = self.tabs.titles[self.tabs.selected_index]
         out = self.tab_outputs.get(title)
-        fn = TAB_FUNCTIONS.get(title)
-        if out is None:
-            return
-        if fn is None:
+        if out is None:  # the grid tab
             return
         try:
-            frame = fn(self.lake, self.snapshot.query, now=self.now)
+            frame = TAB_FUNCTIONS[title](self.lake, self.snapshot.query, now=self.now)
         except WorkbenchError as exc:
             out.value = f'<span class="wb-note">{esc(str(exc))}</span>'
             return
