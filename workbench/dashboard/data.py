@@ -1,0 +1,375 @@
+"""The threat dashboard's numbers, computed from the lake for one window.
+
+Counting unit: message copies, one per recipient (EmailEvents rows), as in Explorer, so a
+tile's number equals the row count of the Explorer query it links to. Mail is read once:
+one pass gives the volume by time, class and delivery (trends, weekly detections) and the
+phish and malware copies (a few percent of mail) that every threat tile works from; a
+second, narrow pass reads only the copies that post-delivery events, submissions and clicks
+point at. Everything else (post-delivery events, submissions, clicks, alerts, directory) is
+small.
+
+>>> from workbench.dashboard.data import window_named
+>>> window_named("7d").span.days
+7
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+import polars as pl
+
+from workbench.dashboard import insights
+from workbench.dashboard.efficacy import FORMULA, Efficacy
+from workbench.dashboard.tiles import UNIT, Dashboard, Metric, Tile
+from workbench.errors import InputError
+from workbench.explorer.aggregate import bucket_for
+from workbench.explorer.query import And, Cond, Op, Or, Query, Window
+from workbench.lake import Lake
+
+WINDOWS = {"24h": "Last 24 hours", "7d": "Last 7 days", "30d": "Last 30 days", "90d": "Last 90 days"}
+NOT_DELIVERED = ("Junked", "Blocked", "Replaced")
+ZERO_DAY = ("File detonation", "File detonation reputation", "File reputation")
+ADVANCED_PHISH = ("URL detonation", "URL detonation reputation", "Impersonation brand", "Impersonation domain",
+                  "Impersonation user", "Mailbox intelligence impersonation")
+BLOCKED_CLICKS = ("ClickBlocked", "ClickBlockedByTenantPolicy")
+ZAP_ACTIONS = ("Malware ZAP", "Phish ZAP")
+ZAP_DONE = ("Success", "AdminPolicy")
+REPORT_TYPES = ("Phish", "Junk", "Not junk")
+CLASSES = ("Malware", "Phish", "Spam", "Good mail")  # one per copy, in this order of precedence
+THREATS = ("Phish", "Malware")
+KEY = ["NetworkMessageId", "Recipient"]  # a message copy; Recipient is the lower-cased address
+
+_EMAIL_COLUMNS = ["Timestamp", "NetworkMessageId", "RecipientEmailAddress", "ThreatTypes", "DetectionMethods",
+                  "DeliveryAction", "EmailDirection", "ThreatNames", "OrgLevelAction", "UserLevelAction",
+                  "LatestDeliveryLocation"]
+
+
+def window_named(name: str, start: datetime | str | None = None, end: datetime | str | None = None) -> Window:
+    """``24h`` / ``7d`` / ``30d`` / ``90d``, or ``custom`` with *start* and *end* (no 30-day cap)."""
+    if name == "custom":
+        if start is None or end is None:
+            raise InputError("a custom window needs a start and an end date, e.g. --start 2026-01-01 --end 2026-04-01")
+        return Window.between(start, end)
+    if name not in WINDOWS:
+        raise InputError(f"unknown window {name!r}; choose one of {', '.join(WINDOWS)} or custom with a start and end")
+    return Window.last(name)
+
+
+def user_drill(d: Dashboard, user: str) -> Query:
+    """The Explorer query of one user's phish and malware in the dashboard's window."""
+    return Query("campaigns", Window.between(d.start, d.end), Cond("recipients", Op.ANY, (user,)))
+
+
+def _has(column: str, value: str) -> pl.Expr:
+    return pl.col(column).fill_null("").str.contains(value, literal=True)
+
+
+def _lists_any(values: tuple[str, ...]) -> pl.Expr:
+    """DetectionMethods lists one of *values* (quoted: "File detonation" is not "File detonation reputation")."""
+    return pl.col("DetectionMethods").fill_null("").str.contains_any([f'"{v}"' for v in values])
+
+
+def _primary_technology() -> pl.Expr:
+    """The first detection technology listed for the copy's class (malware before phish)."""
+    def first(threat: str) -> pl.Expr:
+        return pl.col("DetectionMethods").str.extract(f'"{threat}"\\s*:\\s*\\[\\s*"([^"]+)"')
+    return (pl.when(_has("ThreatTypes", "Malware")).then(first("Malware")).otherwise(first("Phish"))
+            .fill_null("Other").alias("technology"))
+
+
+def _class() -> pl.Expr:
+    return (pl.when(_has("ThreatTypes", "Malware")).then(pl.lit("Malware"))
+            .when(_has("ThreatTypes", "Phish")).then(pl.lit("Phish"))
+            .when(_has("ThreatTypes", "Spam")).then(pl.lit("Spam"))
+            .otherwise(pl.lit("Good mail")).alias("class"))
+
+
+def _recipient(column: str) -> pl.Expr:
+    return pl.col(column).str.to_lowercase().alias("Recipient")
+
+
+def build(lake: Lake, window: Window, *, now: datetime | None = None, top: int = 10) -> Dashboard:
+    """Every tile of the dashboard for *window* (relative windows end at *now*)."""
+    started = time.perf_counter()
+    now = now or datetime.now(UTC)
+    start, end = window.resolve(now)
+    end = end or now
+    bucket = bucket_for(start, end)
+    drill = Window.between(start, end)  # absolute, so a link shows the same rows tomorrow
+    when = pl.col("Timestamp").dt.truncate(bucket).alias("bucket")
+
+    # small tables first: they say which copies the narrow mail pass must read
+    pde_lf = (lake.scan("EmailPostDeliveryEvents", start, None,
+                        columns=["Timestamp", "NetworkMessageId", "RecipientEmailAddress", "ActionType",
+                                 "ActionResult", "ThreatTypes"])
+              .filter(pl.col("ActionType").is_in([*ZAP_ACTIONS, "Redelivery"]))
+              .with_columns(_recipient("RecipientEmailAddress")))
+    raw = pl.col("RawEventData")
+    subs_lf = (lake.scan("CloudAppEvents", start, None, columns=["ActionType", "ObjectId", "RawEventData"])
+               .filter(pl.col("ActionType").is_in(["UserSubmission", "AdminSubmissionSubmitted"]))
+               .select("ActionType",
+                       pl.coalesce(pl.col("ObjectId"), raw.str.json_path_match("$.NetworkMessageId")).alias("NetworkMessageId"),
+                       raw.str.json_path_match("$.UserId").str.to_lowercase().alias("Recipient"),
+                       raw.str.json_path_match("$.ReportType").alias("ReportType"),
+                       raw.str.json_path_match("$.SubmissionType").alias("SubmissionType")))
+    clicks_lf = (lake.scan("UrlClickEvents", start, None,
+                           columns=["Timestamp", "NetworkMessageId", "AccountUpn", "ActionType", "ThreatTypes",
+                                    "IsClickedThrough"])
+                 .with_columns(_recipient("AccountUpn")))
+    alerts_lf = lake.scan("AlertInfo", start, end, columns=["Timestamp", "AlertId", "Title", "Category", "Severity"])
+    identity_lf = lake.scan("IdentityInfo", columns=["Timestamp", "EmailAddress", "Tags"])
+    pde, subs, clicks, alerts, identity = pl.collect_all([pde_lf, subs_lf, clicks_lf, alerts_lf, identity_lf])
+
+    pointed = pl.concat([pde["NetworkMessageId"], subs["NetworkMessageId"], clicks["NetworkMessageId"]]).drop_nulls().unique()
+    clicked = clicks["NetworkMessageId"].drop_nulls().unique()
+    email = lake.scan("EmailEvents", start, end, columns=_EMAIL_COLUMNS)
+    malware, phish = _has("ThreatTypes", "Malware"), _has("ThreatTypes", "Phish")
+    delivered = pl.col("DeliveryAction") == "Delivered"
+    volume_lf = email.group_by(when, _class(), delivered.alias("delivered")).len("messages")
+    threats = email.filter(malware | phish)
+    flags_lf = threats.group_by(
+        when, _primary_technology(), malware.alias("malware"), phish.alias("phish"), delivered.alias("delivered"),
+        (pl.col("EmailDirection") == "Inbound").alias("inbound"),
+        _lists_any(ZERO_DAY).alias("zero_day"), _lists_any(ADVANCED_PHISH).alias("advanced"),
+        ((pl.col("OrgLevelAction") == "Allow") | (pl.col("UserLevelAction") == "Allow")).fill_null(False).alias("allowed"),
+        (pl.col("LatestDeliveryLocation") == "Inbox/folder").fill_null(False).alias("in_inbox"),
+    ).len("messages")
+    families_lf = threats.filter(malware).group_by("ThreatNames").len("messages")
+    users_lf = threats.group_by("RecipientEmailAddress").agg(
+        pl.len().alias("messages"), phish.sum().alias("phish"), malware.sum().alias("malware"),
+        delivered.sum().alias("delivered"))
+    clicked_lf = (threats.filter(pl.col("NetworkMessageId").is_in(clicked.implode()))
+                  .select("NetworkMessageId", _recipient("RecipientEmailAddress")))
+    pointed_lf = (email.filter(pl.col("NetworkMessageId").is_in(pointed.implode()))
+                  .select(pl.col("Timestamp").alias("Delivered"), "NetworkMessageId",
+                          _recipient("RecipientEmailAddress"), "EmailDirection", (malware | phish).alias("threat")))
+    frames = dict(zip(("volume", "flags", "families", "users", "clicked", "copies"), pl.collect_all(
+        [volume_lf, flags_lf, families_lf, users_lf, clicked_lf, pointed_lf])))
+    users = (frames["users"].group_by(pl.col("RecipientEmailAddress").str.to_lowercase().alias("user"))
+             .agg(pl.col("messages", "phish", "malware", "delivered").sum()))
+    frames.update(users=users, pde=pde, subs=subs, clicks=clicks, alerts=alerts, identity=identity)
+
+    ctx = _Context(start, end, drill, bucket, top, frames)
+    tiles = (ctx.summary(), ctx.efficacy(), ctx.protection_status(), ctx.trends(), ctx.malware(), ctx.weekly(),
+             ctx.targeted_users(), ctx.clickers(), ctx.alerts(), ctx.incidents(), ctx.intel())
+    return Dashboard(start, end, bucket, tiles, insights.find(ctx), time.perf_counter() - started)
+
+
+class _Context:
+    """The collected frames of one build and the tiles made from them."""
+
+    def __init__(self, start: datetime, end: datetime, drill: Window, bucket: str, top: int,
+                 frames: dict[str, pl.DataFrame]) -> None:
+        self.start, self.end, self.drill, self.bucket, self.top = start, end, drill, bucket, top
+        self.volume = frames["volume"]  # (bucket, class, delivered) -> messages
+        self.flags = frames["flags"]  # phish and malware: (bucket, technology, flags...) -> messages
+        self.families, self.users = frames["families"], frames["users"]
+        self.clicked, self.copies = frames["clicked"], frames["copies"]  # copies: those events point at
+        self.pde, self.subs, self.clicks = frames["pde"], frames["subs"], frames["clicks"]
+        self.alert_rows, self.identity = frames["alerts"], frames["identity"]
+        self._zap = self._post_delivery()
+
+    # ----------------------------------------------------------------- queries
+
+    def query(self, view: str = "all_email", *conds: Cond | Or) -> Query:
+        where = None if not conds else conds[0] if len(conds) == 1 else And(*conds)
+        return Query(view, self.drill, where)
+
+    def threat_query(self, *conds: Cond | Or) -> Query:
+        return self.query("campaigns", *conds)  # the campaigns view is phish or malware
+
+    def removed_query(self) -> Query:
+        """Inbound copies clean at delivery that a malware or phish ZAP removed."""
+        return self.query("all_email", Cond("directionality", Op.ANY, ("Inbound",)),
+                          Cond("threat_type", Op.NONE, THREATS),
+                          Cond("post_delivery_action", Op.ANY, ZAP_ACTIONS),
+                          Cond("post_delivery_result", Op.ANY, ZAP_DONE))
+
+    # ----------------------------------------------------------------- shared facts
+
+    def _post_delivery(self) -> dict[str, pl.DataFrame]:
+        """Inbound copies delivered in the window and what happened to them after delivery
+        (mdo-reference §2.2): false-positive ZAP, successful ZAP, failed ZAP, admin submission.
+        Each copy lands in at most one group, in that order of precedence."""
+        inbound = self.copies.filter(pl.col("EmailDirection") == "Inbound").unique(KEY)
+        pde = self.pde.join(inbound, on=KEY, how="inner")
+        fp = pde.filter(pl.col("threat") & (pl.col("ActionType") == "Redelivery") & pl.col("ThreatTypes").is_null())
+        clean = pde.filter(~pl.col("threat") & pl.col("ActionType").is_in(ZAP_ACTIONS))
+        removed = clean.filter(pl.col("ActionResult").is_in(ZAP_DONE)).unique(KEY)
+        zapped = (self.pde.filter(pl.col("ActionType").is_in(ZAP_ACTIONS)).select(KEY).unique()
+                  .join(self.copies.select(KEY), on=KEY, how="semi"))  # delivered in the window
+        failed = clean.join(removed, on=KEY, how="anti").unique(KEY)
+        admin_ids = self.subs.filter((pl.col("ActionType") == "AdminSubmissionSubmitted")
+                                     & pl.col("SubmissionType").is_in(["1", "2"]))["NetworkMessageId"]
+        admin = (inbound.filter(~pl.col("threat") & pl.col("NetworkMessageId").is_in(admin_ids.implode()))
+                 .join(removed, on=KEY, how="anti").join(failed, on=KEY, how="anti"))
+        return {"false_positive": fp.unique(KEY), "removed": removed, "failed": failed, "admin": admin,
+                "zapped": zapped}
+
+    def count(self, condition: pl.Expr | bool = True) -> int:
+        """Phish and malware copies meeting *condition* (on the flag columns)."""
+        return int(self.flags.filter(condition)["messages"].sum())
+
+    def malicious_copies(self) -> pl.DataFrame:
+        """Clicked copies malicious at delivery, and copies a malware or phish ZAP acted on."""
+        return pl.concat([self.clicked.select(KEY), self._zap["zapped"]]).unique()
+
+    def priority_accounts(self) -> list[str]:
+        latest = self.identity.sort("Timestamp").unique("EmailAddress", keep="last")
+        return latest.filter(_has("Tags", "Priority account"))["EmailAddress"].str.to_lowercase().to_list()
+
+    # ----------------------------------------------------------------- tiles
+
+    def summary(self) -> Tile:
+        c, malware, phish = self.count, pl.col("malware"), pl.col("phish")
+        blocked = Cond("delivery_action", Op.ANY, NOT_DELIVERED)
+        reported = (self.copies.unique(KEY).join(
+            self.subs.filter((pl.col("ActionType") == "UserSubmission") & pl.col("ReportType").is_in(REPORT_TYPES))
+            .select(KEY).unique(), on=KEY, how="semi"))
+        clicks = self.clicks.filter((pl.col("Timestamp") < self.end) & pl.col("ActionType").is_in(BLOCKED_CLICKS))
+        metrics = (
+            Metric("malware_blocked", "Malware blocked", c(malware & ~pl.col("delivered")),
+                   self.query("malware", blocked), "malware copies not delivered (junked, blocked or replaced)"),
+            Metric("phish_blocked", "Phish blocked", c(phish & ~pl.col("delivered")),
+                   self.query("phish", blocked), "phish copies not delivered (junked, blocked or replaced)"),
+            Metric("reported", "Reported by users", reported.height,
+                   self.query("user_reported"), "copies users reported as phish, junk or not junk"),
+            Metric("zero_day_malware", "Zero-day malware", c(malware & pl.col("zero_day")),
+                   self.query("malware", Cond("detection_technology", Op.ANY, ZERO_DAY)),
+                   f"malware caught by {', '.join(ZERO_DAY).lower()}"),
+            Metric("advanced_phish", "Advanced phish", c(phish & pl.col("advanced")),
+                   self.query("phish", Cond("detection_technology", Op.ANY, ADVANCED_PHISH)),
+                   "phish caught by URL detonation or impersonation protection"),
+            Metric("urls_blocked_at_click", "Malicious URLs blocked at click", clicks.height,
+                   self.query("url_clicks", Cond("click_action", Op.ANY, BLOCKED_CLICKS)),
+                   "clicks that Safe Links blocked in the window"),
+        )
+        return Tile("summary", "Threat management summary", metrics, note=UNIT)
+
+    def efficacy(self) -> Tile:
+        inbound = Cond("directionality", Op.ANY, ("Inbound",))
+        mailflow = self.count(pl.col("inbound"))
+        z = self._zap
+        e = Efficacy.of(mailflow=mailflow, false_positive_zap=z["false_positive"].height,
+                        zap_removed=z["removed"].height, zap_failed=z["failed"].height,
+                        admin_submitted=z["admin"].height)
+        pre, post, uncaught = e.shares()
+        frame = pl.DataFrame({"stage": ["Pre-delivery", "Post-delivery", "Uncaught"],
+                              "messages": [e.pre_delivery, e.post_delivery, e.uncaught],
+                              "share": [pre, post, uncaught]})
+        metrics = (
+            Metric("pre_delivery", "Pre-delivery", e.pre_delivery, self.threat_query(inbound), FORMULA),
+            Metric("post_delivery", "Post-delivery (ZAP)", e.post_delivery, self.removed_query(), FORMULA),
+            Metric("uncaught", "Uncaught", e.uncaught, None, FORMULA),
+            Metric("malicious", "Malicious inbound mail", e.total, None, FORMULA),
+        )
+        return Tile("efficacy", "Efficacy", metrics, {"shares": frame}, note=FORMULA)
+
+    def protection_status(self) -> Tile:
+        t = self.flags
+        total = pl.col("messages").sum()
+        by_tech = t.group_by("bucket", "technology").agg(total).sort("bucket", "technology")
+        by_delivery = (t.group_by("bucket", pl.when("delivered").then(pl.lit("Delivered")).otherwise(pl.lit("Blocked"))
+                                  .alias("status")).agg(total).sort("bucket", "status"))
+        techs = t.group_by("technology").agg(total).sort(["messages", "technology"], descending=[True, False])
+        detected, delivered = self.count(), self.count(pl.col("delivered"))
+        metrics = (
+            Metric("detected", "Phish and malware detected", detected, self.threat_query()),
+            Metric("delivered", "Delivered", delivered, self.threat_query(Cond("delivery_action", Op.ANY, ("Delivered",)))),
+            Metric("blocked", "Blocked", detected - delivered, self.threat_query(Cond("delivery_action", Op.ANY, NOT_DELIVERED))),
+        )
+        return Tile("protection_status", "Threat protection status", metrics,
+                    {"by_technology": by_tech, "by_delivery": by_delivery, "technologies": techs},
+                    self.threat_query(), note=f"{UNIT}; each copy counted once, under the first technology listed for it")
+
+    def trends(self) -> Tile:
+        per = self.volume.group_by("bucket", "class").agg(pl.col("messages").sum()).sort("bucket", "class")
+        totals = dict(self.volume.group_by("class").agg(pl.col("messages").sum()).iter_rows())
+        def of_class(c: str) -> Query:  # this class and none of those before it
+            before = CLASSES[:CLASSES.index(c)]
+            conds = [Cond("threat_type", Op.ANY, (c,))] if c != "Good mail" else []
+            return self.query("all_email", *conds, *([Cond("threat_type", Op.NONE, before)] if before else []))
+
+        metrics = tuple(Metric(c.lower().replace(" ", "_"), c, int(totals.get(c, 0)), of_class(c)) for c in CLASSES)
+        return Tile("trends", "Trends", metrics, {"by_class": per}, self.query(),
+                    note=f"{UNIT}; a copy is malware, else phish, else spam, else good mail")
+
+    def malware(self) -> Tile:
+        trend = self.flags.filter("malware").group_by("bucket").agg(pl.col("messages").sum()).sort("bucket")
+        families = (self.families.select(pl.col("messages"), pl.col("ThreatNames").str.split(",").list.eval(pl.element().str.strip_chars()).alias("family"))
+                    .explode("family").drop_nulls().filter(pl.col("family") != "")
+                    .group_by("family").agg(pl.col("messages").sum())
+                    .sort(["messages", "family"], descending=[True, False]).head(self.top))
+        return Tile("malware", "Malware", (Metric("malware", "Malware messages", self.count(pl.col("malware")), self.query("malware")),),
+                    {"trend": trend, "families": families}, self.query("malware"), note=UNIT)
+
+    def weekly(self) -> Tile:
+        week = pl.col("bucket").dt.truncate("1w").alias("week")
+        stopped = pl.col("class").is_in(THREATS) & ~pl.col("delivered")
+        per_week = self.volume.group_by(week).agg(pl.col("messages").sum().alias("scanned"),
+                                                  pl.col("messages").filter(stopped).sum().alias("threats_stopped"))
+        removed = self._zap["removed"].group_by(pl.col("Delivered").dt.truncate("1w").alias("week")).len("removed_after_delivery")
+        table = (per_week.join(removed, on="week", how="left").fill_null(0).sort("week")
+                 .with_columns(pl.col("removed_after_delivery").cast(pl.Int64)))
+        metrics = (
+            Metric("scanned", "Messages scanned", int(table["scanned"].sum()), self.query()),
+            Metric("threats_stopped", "Threats stopped", int(table["threats_stopped"].sum()),
+                   self.threat_query(Cond("delivery_action", Op.ANY, NOT_DELIVERED))),
+            Metric("removed_after_delivery", "Removed after delivery (ZAP)", int(table["removed_after_delivery"].sum()),
+                   self.removed_query()),
+        )
+        return Tile("weekly", "Weekly detections", metrics, {"weeks": table}, self.query(),
+                    note=f"{UNIT}; weeks start on Monday; threats are phish and malware")
+
+    def targeted_users(self) -> Tile:
+        users = (self.users
+                 .sort(["messages", "user"], descending=[True, False]).head(self.top))
+        return Tile("targeted_users", "Top targeted users", (), {"users": users}, self.threat_query(),
+                    note="phish and malware copies per recipient")
+
+
+    def clickers(self) -> Tile:
+        clicks = self.clicks.join(self.malicious_copies(), on=KEY, how="semi")
+        users = (clicks.group_by(pl.col("Recipient").alias("user"))
+                 .agg(pl.len().alias("clicks"),
+                      pl.col("ActionType").is_in(BLOCKED_CLICKS).sum().alias("blocked"),
+                      (~pl.col("ActionType").is_in(BLOCKED_CLICKS) | pl.col("IsClickedThrough").fill_null(False))
+                      .sum().alias("reached_the_site"),
+                      pl.col("Timestamp").max().alias("last_click"))
+                 .sort(["clicks", "user"], descending=[True, False]))
+        malicious = Or(Cond("threat_type", Op.ANY, THREATS), Cond("post_delivery_action", Op.ANY, ZAP_ACTIONS))
+        any_click = Cond("click_verdict", Op.ANY, ("ClickAllowed", "ClickBlocked", "ClickBlockedByTenantPolicy",
+                                                    "UrlErrorPage", "UrlScanInProgress"))
+        metrics = (Metric("users", "Users who clicked", users.height, self.query("all_email", malicious, any_click)),
+                   Metric("clicks", "Clicks", clicks.height))
+        return Tile("clickers", "Users who clicked malicious links", metrics, {"users": users.head(self.top)},
+                    self.query("all_email", malicious, any_click),
+                    note="clicks on links in mail that was phish or malware at delivery or removed as such later")
+
+    def alerts(self) -> Tile:
+        a = self.alert_rows
+        if not a.height:
+            return Tile("alerts", "Recent alerts", empty="No alerts in this window. Alerts appear here as the "
+                        "alert policies raise them (user-reported phish, malicious clicks, ZAP, ...).")
+        order = {"High": 0, "Medium": 1, "Low": 2, "Informational": 3}
+        counts = dict(a.group_by("Severity").len().iter_rows())
+        metrics = tuple(Metric(s.lower(), s, int(counts.get(s, 0))) for s in order)
+        recent = a.sort("Timestamp", descending=True).head(self.top)
+        return Tile("alerts", "Recent alerts", metrics, {"recent": recent}, note="alerts raised in the window by severity")
+
+    def alert_query(self, alert_id: str) -> Query:
+        return self.query("all_email", Cond("alert_id", Op.ANY, (alert_id,)))
+
+    def incidents(self) -> Tile:
+        return Tile("incidents", "Open incidents", empty="Open incidents by severity appear here once the incident "
+                    "queue is set up for this tenant: alert policies then group related alerts into incidents.")
+
+    def intel(self) -> Tile:
+        return Tile("intel", "Threat-intelligence trends", empty="Threat-intelligence trends appear here once "
+                    "indicators and threat trackers are imported into this tenant's indicator store.")
+
+
+__all__ = ["build", "window_named", "user_drill", "WINDOWS", "ZERO_DAY", "ADVANCED_PHISH", "NOT_DELIVERED", "BLOCKED_CLICKS",
+           "ZAP_ACTIONS", "CLASSES"]
