@@ -200,3 +200,40 @@ def test_for_tenant_reads_the_window_from_the_address(small_tenant, monkeypatch)
     monkeypatch.setenv("QUERY_STRING", "window=31d")
     p = DashboardPanel.for_tenant(small_tenant, now=NOW)
     assert "unknown window &#x27;31d&#x27;" in p.error.value and p.window.value == "30d"
+
+
+# --------------------------------------------------------------------------- the cached projection
+
+
+def test_projection_follows_appends_and_works_without_a_cache(small_tenant, tmp_path):
+    from workbench.dashboard import projection
+
+    root = tmp_path / "t" / "lake"
+    shutil.copytree(small_tenant.lake_dir, root)
+    lake = Lake(root)
+    before = build(lake, window_named("7d"), now=NOW)
+    assert projection.warm(lake) == 3  # one folder per day, each with one signature
+    days = sorted(p.name for p in projection.cache_dir(lake).iterdir())
+    assert days == ["day=2026-11-18", "day=2026-11-19", "day=2026-11-20"]
+    extra = pl.read_parquet(lake.partition_files("EmailEvents", date(2026, 11, 19), date(2026, 11, 20))[0]).head(1)
+    extra = extra.with_columns(pl.lit("appended-1").alias("NetworkMessageId"), pl.lit("appended-report-1").alias("ReportId"),
+                               pl.lit("Phish").alias("ThreatTypes"), pl.lit("Blocked").alias("DeliveryAction"))
+    lake.append("EmailEvents", extra)
+    after = build(lake, window_named("7d"), now=NOW)
+    assert after.tile("summary").value("phish_blocked") == before.tile("summary").value("phish_blocked") + 1
+    assert len(list((projection.cache_dir(lake) / "day=2026-11-19").iterdir())) == 1  # the stale one is gone
+    # no writable cache (a read-only deployment): the same numbers, derived in memory
+    shutil.rmtree(root.parent / "cache")
+    (root.parent / "cache").write_text("not a folder")
+    uncached = build(lake, window_named("7d"), now=NOW)
+    assert [m.value for t in uncached.tiles for m in t.metrics] == [m.value for t in after.tiles for m in t.metrics]
+
+
+def test_partial_days_are_cut_exactly(lake):
+    # a window starting and ending mid-day: the hourly volume is used only for whole days
+    start, end = datetime(2026, 11, 18, 7, 30, 15, tzinfo=UTC), datetime(2026, 11, 20, 13, 5, tzinfo=UTC)
+    d = build(lake, Window.between(start, end), now=NOW)
+    e = pl.read_parquet(lake.partition_files("EmailEvents")).filter(
+        (pl.col("Timestamp") >= start) & (pl.col("Timestamp") < end))
+    assert d.tile("weekly").value("scanned") == e.height
+    assert snapshot(lake, d.tile("summary").metric("phish_blocked").query, now=NOW).rows == d.tile("summary").value("phish_blocked")

@@ -18,7 +18,14 @@ class Stage:
     run: Callable[[Tenant], str]  # returns a one-line summary
 
 
-STAGES: list[Stage] = []
+def _dashboard_projection(tenant: Tenant) -> str:
+    from workbench.dashboard.projection import warm
+    from workbench.lake import Lake
+
+    return f"{warm(Lake.for_tenant(tenant)):,} days of mail ready for the dashboard"
+
+
+STAGES: list[Stage] = [Stage("dashboard", _dashboard_projection)]
 
 
 def run_pipeline(tenant: Tenant, *, progress: bool = False) -> list[str]:

@@ -20,8 +20,9 @@ from datetime import UTC, datetime
 
 import polars as pl
 
-from workbench.dashboard import insights
+from workbench.dashboard import insights, projection
 from workbench.dashboard.efficacy import FORMULA, Efficacy
+from workbench.dashboard.projection import ADVANCED_PHISH, CLASSES, ZERO_DAY, key_hash
 from workbench.dashboard.tiles import UNIT, Dashboard, Metric, Tile
 from workbench.errors import InputError
 from workbench.explorer.aggregate import bucket_for
@@ -30,20 +31,13 @@ from workbench.lake import Lake
 
 WINDOWS = {"24h": "Last 24 hours", "7d": "Last 7 days", "30d": "Last 30 days", "90d": "Last 90 days"}
 NOT_DELIVERED = ("Junked", "Blocked", "Replaced")
-ZERO_DAY = ("File detonation", "File detonation reputation", "File reputation")
-ADVANCED_PHISH = ("URL detonation", "URL detonation reputation", "Impersonation brand", "Impersonation domain",
-                  "Impersonation user", "Mailbox intelligence impersonation")
 BLOCKED_CLICKS = ("ClickBlocked", "ClickBlockedByTenantPolicy")
 ZAP_ACTIONS = ("Malware ZAP", "Phish ZAP")
 ZAP_DONE = ("Success", "AdminPolicy")
 REPORT_TYPES = ("Phish", "Junk", "Not junk")
-CLASSES = ("Malware", "Phish", "Spam", "Good mail")  # one per copy, in this order of precedence
 THREATS = ("Phish", "Malware")
-KEY = ["NetworkMessageId", "Recipient"]  # a message copy; Recipient is the lower-cased address
+KEY = ["nmid", "rcpt"]  # a message copy: hashes of its message id and lower-cased recipient
 
-_EMAIL_COLUMNS = ["Timestamp", "NetworkMessageId", "RecipientEmailAddress", "ThreatTypes", "DetectionMethods",
-                  "DeliveryAction", "EmailDirection", "ThreatNames", "OrgLevelAction", "UserLevelAction",
-                  "LatestDeliveryLocation"]
 
 
 def window_named(name: str, start: datetime | str | None = None, end: datetime | str | None = None) -> Window:
@@ -62,32 +56,12 @@ def user_drill(d: Dashboard, user: str) -> Query:
     return Query("campaigns", Window.between(d.start, d.end), Cond("recipients", Op.ANY, (user,)))
 
 
-def _has(column: str, value: str) -> pl.Expr:
-    return pl.col(column).fill_null("").str.contains(value, literal=True)
+_FLAGS = ("malware", "phish", "delivered", "inbound", "zero_day", "advanced", "allowed", "in_inbox")
 
 
-def _lists_any(values: tuple[str, ...]) -> pl.Expr:
-    """DetectionMethods lists one of *values* (quoted: "File detonation" is not "File detonation reputation")."""
-    return pl.col("DetectionMethods").fill_null("").str.contains_any([f'"{v}"' for v in values])
-
-
-def _primary_technology() -> pl.Expr:
-    """The first detection technology listed for the copy's class (malware before phish)."""
-    def first(threat: str) -> pl.Expr:
-        return pl.col("DetectionMethods").str.extract(f'"{threat}"\\s*:\\s*\\[\\s*"([^"]+)"')
-    return (pl.when(_has("ThreatTypes", "Malware")).then(first("Malware")).otherwise(first("Phish"))
-            .fill_null("Other").alias("technology"))
-
-
-def _class() -> pl.Expr:
-    return (pl.when(_has("ThreatTypes", "Malware")).then(pl.lit("Malware"))
-            .when(_has("ThreatTypes", "Phish")).then(pl.lit("Phish"))
-            .when(_has("ThreatTypes", "Spam")).then(pl.lit("Spam"))
-            .otherwise(pl.lit("Good mail")).alias("class"))
-
-
-def _recipient(column: str) -> pl.Expr:
-    return pl.col(column).str.to_lowercase().alias("Recipient")
+def _keys(message_id: str, address: str) -> list[pl.Expr]:
+    """The hashed copy key (message id, lower-cased address) the projection stores."""
+    return [key_hash(message_id).alias("nmid"), key_hash(address, lower=True).alias("rcpt")]
 
 
 def build(lake: Lake, window: Window, *, now: datetime | None = None, top: int = 10) -> Dashboard:
@@ -100,56 +74,44 @@ def build(lake: Lake, window: Window, *, now: datetime | None = None, top: int =
     drill = Window.between(start, end)  # absolute, so a link shows the same rows tomorrow
     when = pl.col("Timestamp").dt.truncate(bucket).alias("bucket")
 
-    # small tables first: they say which copies the narrow mail pass must read
+    # small tables first: they say which copies the narrow pass over mail must return
     pde_lf = (lake.scan("EmailPostDeliveryEvents", start, None,
-                        columns=["Timestamp", "NetworkMessageId", "RecipientEmailAddress", "ActionType",
-                                 "ActionResult", "ThreatTypes"])
+                        columns=["NetworkMessageId", "RecipientEmailAddress", "ActionType", "ActionResult", "ThreatTypes"])
               .filter(pl.col("ActionType").is_in([*ZAP_ACTIONS, "Redelivery"]))
-              .with_columns(_recipient("RecipientEmailAddress")))
+              .with_columns(*_keys("NetworkMessageId", "RecipientEmailAddress")))
     raw = pl.col("RawEventData")
     subs_lf = (lake.scan("CloudAppEvents", start, None, columns=["ActionType", "ObjectId", "RawEventData"])
                .filter(pl.col("ActionType").is_in(["UserSubmission", "AdminSubmissionSubmitted"]))
                .select("ActionType",
                        pl.coalesce(pl.col("ObjectId"), raw.str.json_path_match("$.NetworkMessageId")).alias("NetworkMessageId"),
-                       raw.str.json_path_match("$.UserId").str.to_lowercase().alias("Recipient"),
+                       raw.str.json_path_match("$.UserId").alias("UserId"),
                        raw.str.json_path_match("$.ReportType").alias("ReportType"),
-                       raw.str.json_path_match("$.SubmissionType").alias("SubmissionType")))
+                       raw.str.json_path_match("$.SubmissionType").alias("SubmissionType"))
+               .with_columns(*_keys("NetworkMessageId", "UserId")))
     clicks_lf = (lake.scan("UrlClickEvents", start, None,
-                           columns=["Timestamp", "NetworkMessageId", "AccountUpn", "ActionType", "ThreatTypes",
-                                    "IsClickedThrough"])
-                 .with_columns(_recipient("AccountUpn")))
+                           columns=["Timestamp", "NetworkMessageId", "AccountUpn", "ActionType", "IsClickedThrough"])
+                 .with_columns(*_keys("NetworkMessageId", "AccountUpn"), pl.col("AccountUpn").str.to_lowercase().alias("user")))
     alerts_lf = lake.scan("AlertInfo", start, end, columns=["Timestamp", "AlertId", "Title", "Category", "Severity"])
     identity_lf = lake.scan("IdentityInfo", columns=["Timestamp", "EmailAddress", "Tags"])
     pde, subs, clicks, alerts, identity = pl.collect_all([pde_lf, subs_lf, clicks_lf, alerts_lf, identity_lf])
 
-    pointed = pl.concat([pde["NetworkMessageId"], subs["NetworkMessageId"], clicks["NetworkMessageId"]]).drop_nulls().unique()
-    clicked = clicks["NetworkMessageId"].drop_nulls().unique()
-    email = lake.scan("EmailEvents", start, end, columns=_EMAIL_COLUMNS)
-    malware, phish = _has("ThreatTypes", "Malware"), _has("ThreatTypes", "Phish")
-    delivered = pl.col("DeliveryAction") == "Delivered"
-    volume_lf = email.group_by(when, _class(), delivered.alias("delivered")).len("messages")
-    threats = email.filter(malware | phish)
-    flags_lf = threats.group_by(
-        when, _primary_technology(), malware.alias("malware"), phish.alias("phish"), delivered.alias("delivered"),
-        (pl.col("EmailDirection") == "Inbound").alias("inbound"),
-        _lists_any(ZERO_DAY).alias("zero_day"), _lists_any(ADVANCED_PHISH).alias("advanced"),
-        ((pl.col("OrgLevelAction") == "Allow") | (pl.col("UserLevelAction") == "Allow")).fill_null(False).alias("allowed"),
-        (pl.col("LatestDeliveryLocation") == "Inbox/folder").fill_null(False).alias("in_inbox"),
-    ).len("messages")
-    families_lf = threats.filter(malware).group_by("ThreatNames").len("messages")
-    users_lf = threats.group_by("RecipientEmailAddress").agg(
-        pl.len().alias("messages"), phish.sum().alias("phish"), malware.sum().alias("malware"),
-        delivered.sum().alias("delivered"))
-    clicked_lf = (threats.filter(pl.col("NetworkMessageId").is_in(clicked.implode()))
-                  .select("NetworkMessageId", _recipient("RecipientEmailAddress")))
-    pointed_lf = (email.filter(pl.col("NetworkMessageId").is_in(pointed.implode()))
-                  .select(pl.col("Timestamp").alias("Delivered"), "NetworkMessageId",
-                          _recipient("RecipientEmailAddress"), "EmailDirection", (malware | phish).alias("threat")))
+    pointed = pl.concat([pde["nmid"], subs["nmid"]]).drop_nulls().unique().implode()
+    clicked = clicks["nmid"].drop_nulls().unique().implode()
+    mail = projection.scan(lake, start, end)
+    threats = mail.threats
+    volume_lf = (mail.volume.group_by(pl.col("hour").dt.truncate(bucket).alias("bucket"), "class", "delivered")
+                 .agg(pl.col("messages").sum()))
+    flags_lf = threats.group_by(when, "technology", *_FLAGS).len("messages")
+    families_lf = threats.filter("malware").group_by("ThreatNames").len("messages")
+    users_lf = threats.group_by("rcpt").agg(
+        pl.col("recipient").first().alias("user"), pl.len().alias("messages"), pl.col("phish").sum(),
+        pl.col("malware").sum(), pl.col("delivered").sum())
+    clicked_lf = threats.filter(pl.col("nmid").is_in(clicked)).select(KEY)
+    pointed_lf = (mail.rows.filter(pl.col("nmid").is_in(pointed))
+                  .select(pl.col("Timestamp").alias("Delivered"), *KEY, "inbound", "threat"))
     frames = dict(zip(("volume", "flags", "families", "users", "clicked", "copies"), pl.collect_all(
         [volume_lf, flags_lf, families_lf, users_lf, clicked_lf, pointed_lf])))
-    users = (frames["users"].group_by(pl.col("RecipientEmailAddress").str.to_lowercase().alias("user"))
-             .agg(pl.col("messages", "phish", "malware", "delivered").sum()))
-    frames.update(users=users, pde=pde, subs=subs, clicks=clicks, alerts=alerts, identity=identity)
+    frames.update(pde=pde, subs=subs, clicks=clicks, alerts=alerts, identity=identity)
 
     ctx = _Context(start, end, drill, bucket, top, frames)
     tiles = (ctx.summary(), ctx.efficacy(), ctx.protection_status(), ctx.trends(), ctx.malware(), ctx.weekly(),
@@ -193,7 +155,7 @@ class _Context:
         """Inbound copies delivered in the window and what happened to them after delivery
         (mdo-reference §2.2): false-positive ZAP, successful ZAP, failed ZAP, admin submission.
         Each copy lands in at most one group, in that order of precedence."""
-        inbound = self.copies.filter(pl.col("EmailDirection") == "Inbound").unique(KEY)
+        inbound = self.copies.filter("inbound").unique(KEY)
         pde = self.pde.join(inbound, on=KEY, how="inner")
         fp = pde.filter(pl.col("threat") & (pl.col("ActionType") == "Redelivery") & pl.col("ThreatTypes").is_null())
         clean = pde.filter(~pl.col("threat") & pl.col("ActionType").is_in(ZAP_ACTIONS))
@@ -202,8 +164,8 @@ class _Context:
                   .join(self.copies.select(KEY), on=KEY, how="semi"))  # delivered in the window
         failed = clean.join(removed, on=KEY, how="anti").unique(KEY)
         admin_ids = self.subs.filter((pl.col("ActionType") == "AdminSubmissionSubmitted")
-                                     & pl.col("SubmissionType").is_in(["1", "2"]))["NetworkMessageId"]
-        admin = (inbound.filter(~pl.col("threat") & pl.col("NetworkMessageId").is_in(admin_ids.implode()))
+                                     & pl.col("SubmissionType").is_in(["1", "2"]))["nmid"]
+        admin = (inbound.filter(~pl.col("threat") & pl.col("nmid").is_in(admin_ids.implode()))
                  .join(removed, on=KEY, how="anti").join(failed, on=KEY, how="anti"))
         return {"false_positive": fp.unique(KEY), "removed": removed, "failed": failed, "admin": admin,
                 "zapped": zapped}
@@ -218,7 +180,7 @@ class _Context:
 
     def priority_accounts(self) -> list[str]:
         latest = self.identity.sort("Timestamp").unique("EmailAddress", keep="last")
-        return latest.filter(_has("Tags", "Priority account"))["EmailAddress"].str.to_lowercase().to_list()
+        return latest.filter(pl.col("Tags").str.contains("Priority account", literal=True).fill_null(False))["EmailAddress"].str.to_lowercase().to_list()
 
     # ----------------------------------------------------------------- tiles
 
@@ -285,7 +247,8 @@ class _Context:
                     self.threat_query(), note=f"{UNIT}; each copy counted once, under the first technology listed for it")
 
     def trends(self) -> Tile:
-        per = self.volume.group_by("bucket", "class").agg(pl.col("messages").sum()).sort("bucket", "class")
+        per = (self.volume.group_by("bucket", pl.col("class").cast(pl.String)).agg(pl.col("messages").sum())
+               .sort("bucket", "class"))
         totals = dict(self.volume.group_by("class").agg(pl.col("messages").sum()).iter_rows())
         def of_class(c: str) -> Query:  # this class and none of those before it
             before = CLASSES[:CLASSES.index(c)]
@@ -332,7 +295,7 @@ class _Context:
 
     def clickers(self) -> Tile:
         clicks = self.clicks.join(self.malicious_copies(), on=KEY, how="semi")
-        users = (clicks.group_by(pl.col("Recipient").alias("user"))
+        users = (clicks.group_by("user")
                  .agg(pl.len().alias("clicks"),
                       pl.col("ActionType").is_in(BLOCKED_CLICKS).sum().alias("blocked"),
                       (~pl.col("ActionType").is_in(BLOCKED_CLICKS) | pl.col("IsClickedThrough").fill_null(False))
