@@ -57,7 +57,8 @@ def trends(d: Dashboard) -> alt.Chart:
     if not frame.height:
         return _empty("Mail by verdict")
     return (alt.Chart(frame).mark_line(point=d.bucket != "1h")
-            .encode(_time(d), alt.Y("messages:Q", title="messages", scale=alt.Scale(type="symlog")),
+            .encode(_time(d), alt.Y("messages:Q", title="messages", scale=alt.Scale(type="symlog"),
+                          axis=alt.Axis(values=[0, 10, 100, 1_000, 10_000, 100_000, 1_000_000], format=",d")),
                     alt.Color("class:N", title=None, scale=alt.Scale(domain=list(CLASSES),
                                                                    range=[CLASS_COLORS[c] for c in CLASSES]),
                               legend=alt.Legend(orient="bottom")),
