@@ -237,3 +237,13 @@ def test_partial_days_are_cut_exactly(lake):
         (pl.col("Timestamp") >= start) & (pl.col("Timestamp") < end))
     assert d.tile("weekly").value("scanned") == e.height
     assert snapshot(lake, d.tile("summary").metric("phish_blocked").query, now=NOW).rows == d.tile("summary").value("phish_blocked")
+
+
+def test_panel_exports_png_and_pdf_for_download(panel, tmp_path):
+    panel.png_button.click()
+    png = sorted(tmp_path.glob("dashboard-*.png"))
+    assert len(png) == 1 and png[0].stat().st_size > 100_000
+    assert 'download="' in panel.download.value and "data:image/png;base64," in panel.download.value
+    path = panel.export("pdf")
+    assert path.suffix == ".pdf" and path.read_bytes().startswith(b"%PDF")
+    assert "data:application/pdf;base64," in panel.download.value

@@ -164,13 +164,72 @@ def demo_generate(
 @tenant_option
 @click.option("--port", type=int, default=8866, show_default=True, help="Port for Voila.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--token", envvar="WORKBENCH_TOKEN", default=None,
+              help="Token every visitor needs (open /?token=... once; a cookie keeps you in). "
+                   "Default: $WORKBENCH_TOKEN, else a random one, printed.")
+@click.option("--no-token", is_flag=True, help="No token (only with a loopback --host, e.g. behind an authenticating proxy).")
+@click.option("--trusted-header", default=None, metavar="NAME",
+              help="Pass this request header (e.g. X-Forwarded-User) to the apps' kernels as HTTP_<NAME>. "
+                   "Only trustworthy behind a proxy that authenticates, sets it and strips it from clients.")
+@click.option("--preheat", type=int, default=1, show_default=True, metavar="N",
+              help="Kernels kept ready for the dashboard (0 disables).")
+@click.option("--open", "open_browser", is_flag=True, help="Open the home page in a browser (logged in).")
 @friendly_errors
-def serve(home: Path | None, tenant_name: str, port: int, host: str) -> None:
-    """Serve the workbench apps with Voila (offline, tracebacks hidden, idle kernels culled)."""
+def serve(home: Path | None, tenant_name: str, port: int, host: str, token: str | None, no_token: bool,
+          trusted_header: str | None, preheat: int, open_browser: bool) -> None:
+    """Serve the workbench apps with Voila: a home page linking every app, offline, tracebacks hidden,
+    idle kernels culled, a token in front (read-only for everyone until RBAC lands)."""
     from workbench import tenant as tenants
+    from workbench.serve import check_header_name, check_preheat, resolve_token
     from workbench.serve import serve as run
 
-    run(tenants.open_tenant(tenant_name, base=home), port=port, host=host)
+    resolve_token(host, token, no_token=no_token)  # bad flags fail before the tenant is opened
+    check_preheat(preheat)
+    if trusted_header is not None:
+        check_header_name(trusted_header)
+    run(tenants.open_tenant(tenant_name, base=home), port=port, host=host, token=token, no_token=no_token,
+        trusted_header=trusted_header, preheat=preheat, open_browser=open_browser)
+
+
+# --------------------------------------------------------------------------- report
+
+
+@main.group()
+def report() -> None:
+    """Reports for management, rendered offline (no browser, no network)."""
+
+
+@report.command("dashboard")
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="File to write: .png (one image) or .pdf (summary, charts and tables pages).")
+@click.option("--window", type=click.Choice(["24h", "7d", "30d", "90d"]), default=None,
+              help="Relative window ending now.  [default: 30d]")
+@click.option("--start", default=None, help="Start of a custom window (UTC), e.g. 2026-10-01; needs --end.")
+@click.option("--end", default=None, help="End of a custom window (UTC, exclusive), e.g. 2026-11-01; needs --start.")
+@home_option
+@tenant_option
+@friendly_errors
+def report_dashboard(out: Path, window: str | None, start: str | None, end: str | None, home: Path | None,
+                     tenant_name: str) -> None:
+    """The threat dashboard as a PNG or PDF report; the format follows the --out extension."""
+    import time
+
+    from workbench import tenant as tenants
+    from workbench.dashboard import build, window_named
+    from workbench.dashboard.report import check_target, write
+    from workbench.errors import InputError
+    from workbench.lake import Lake
+
+    started = time.perf_counter()
+    check_target(out)  # a bad extension or folder fails before the build
+    if window and (start or end):
+        raise InputError("give either --window or --start and --end, not both")
+    span = window_named("custom", start, end) if (start or end) else window_named(window or "30d")
+    tenant = tenants.open_tenant(tenant_name, base=home)
+    path = write(build(Lake.for_tenant(tenant), span), out, tenant=tenant.name)
+    size = path.stat().st_size
+    human = f"{size / 1e6:.1f} MB" if size >= 1e6 else f"{size / 1e3:.0f} kB"
+    click.echo(f"wrote {path} ({human}, {size:,} bytes) in {time.perf_counter() - started:.1f} s")
 
 
 # --------------------------------------------------------------------------- ingest
