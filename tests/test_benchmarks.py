@@ -67,3 +67,32 @@ def test_interleaved_rounds_pair_each_case_with_the_baseline() -> None:
     by_name = {c["name"]: c for c in report["cases"]}
     assert report["interleaved"] and by_name["slow"]["ratio"] == 1.0
     assert 0 < by_name["fast"]["ratio"] < 0.8 and len(by_name["fast"]["times"]) == 3
+
+
+def test_dashboard_suite_cross_checks_every_tile_then_times(small_tenant, tmp_path: Path) -> None:
+    from benchmarks import bench_dashboard
+
+    # the small tenant's last day is 2026-11-20; children (peak RSS, cold build) are left out for speed
+    (report,) = bench_dashboard.main(
+        ["--tenant", str(small_tenant.root), "--window", "7d", "--repeat", "1", "--now", "2026-11-21T00:00:00Z",
+         "--no-children"], results_dir=tmp_path)
+    saved = json.loads((tmp_path / "dashboard_7d.json").read_text())
+    assert saved["cases"] == report["cases"] and saved["baseline"] == "pandas_naive" and saved["interleaved"]
+    by_name = {c["name"]: c for c in saved["cases"]}
+    assert set(by_name) == {"pandas_naive", "workbench_build"}
+    assert by_name["pandas_naive"]["ratio"] == 1.0 and by_name["workbench_build"]["ratio"] > 0
+    rows = saved["setup"]["email_rows"]
+    assert rows > 0 and all(c["extra"]["rows"] == rows for c in saved["cases"])
+    assert saved["setup"]["metrics_checked"] >= 20 and saved["setup"]["frame_rows_checked"] > 0
+
+    # a number off by one on either side stops the run, naming the metric and both values
+    s = bench_dashboard._setup(str(small_tenant.root), "7d", "2026-11-21T00:00:00Z")
+    ours = bench_dashboard.workbench_build(s)
+    theirs = json.loads(json.dumps(ours))
+    theirs["metrics"]["summary.phish_blocked"] += 1
+    theirs["frames"]["targeted_users.users"][0][1] += 1
+    diff = bench_dashboard.differences(ours, theirs)
+    assert len(diff) == 2 and diff[0].startswith("metrics summary.phish_blocked: workbench ")
+    assert "frame targeted_users.users" in diff[1]
+    with pytest.raises(SystemExit, match="disagree"):
+        bench_dashboard._agree({"workbench_build": ours, "pandas_naive": theirs})

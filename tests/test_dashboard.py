@@ -218,9 +218,14 @@ def test_projection_follows_appends_and_works_without_a_cache(small_tenant, tmp_
     extra = pl.read_parquet(lake.partition_files("EmailEvents", date(2026, 11, 19), date(2026, 11, 20))[0]).head(1)
     extra = extra.with_columns(pl.lit("appended-1").alias("NetworkMessageId"), pl.lit("appended-report-1").alias("ReportId"),
                                pl.lit("Phish").alias("ThreatTypes"), pl.lit("Blocked").alias("DeliveryAction"))
-    lake.append("EmailEvents", extra)
+    odd = extra.with_columns(pl.lit("appended-2").alias("NetworkMessageId"), pl.lit("appended-report-2").alias("ReportId"),
+                             pl.lit(None, pl.String).alias("DeliveryAction"))  # neither delivered nor blocked
+    lake.append("EmailEvents", pl.concat([extra, odd]))
     after = build(lake, window_named("7d"), now=NOW)
     assert after.tile("summary").value("phish_blocked") == before.tile("summary").value("phish_blocked") + 1
+    for tile, metric in (("summary", "phish_blocked"), ("protection_status", "blocked"), ("weekly", "threats_stopped")):
+        m = after.tile(tile).metric(metric)
+        assert snapshot(lake, m.query, now=NOW).rows == m.value, metric
     assert len(list((projection.cache_dir(lake) / "day=2026-11-19").iterdir())) == 1  # the stale one is gone
     # no writable cache (a read-only deployment): the same numbers, derived in memory
     shutil.rmtree(root.parent / "cache")

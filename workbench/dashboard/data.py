@@ -22,7 +22,7 @@ import polars as pl
 
 from workbench.dashboard import insights, projection
 from workbench.dashboard.efficacy import FORMULA, Efficacy
-from workbench.dashboard.projection import ADVANCED_PHISH, CLASSES, ZERO_DAY, key_hash
+from workbench.dashboard.projection import ADVANCED_PHISH, CLASSES, NOT_DELIVERED, ZERO_DAY, key_hash
 from workbench.dashboard.tiles import UNIT, Dashboard, Metric, Tile
 from workbench.errors import InputError
 from workbench.explorer.aggregate import bucket_for
@@ -30,7 +30,6 @@ from workbench.explorer.query import And, Cond, Op, Or, Query, Window
 from workbench.lake import Lake
 
 WINDOWS = {"24h": "Last 24 hours", "7d": "Last 7 days", "30d": "Last 30 days", "90d": "Last 90 days"}
-NOT_DELIVERED = ("Junked", "Blocked", "Replaced")
 BLOCKED_CLICKS = ("ClickBlocked", "ClickBlockedByTenantPolicy")
 ZAP_ACTIONS = ("Malware ZAP", "Phish ZAP")
 ZAP_DONE = ("Success", "AdminPolicy")
@@ -56,7 +55,7 @@ def user_drill(d: Dashboard, user: str) -> Query:
     return Query("campaigns", Window.between(d.start, d.end), Cond("recipients", Op.ANY, (user,)))
 
 
-_FLAGS = ("malware", "phish", "delivered", "inbound", "zero_day", "advanced", "allowed", "in_inbox")
+_FLAGS = ("malware", "phish", "delivered", "blocked", "inbound", "zero_day", "advanced", "allowed", "in_inbox")
 
 
 def _keys(message_id: str, address: str) -> list[pl.Expr]:
@@ -98,19 +97,21 @@ def build(lake: Lake, window: Window, *, now: datetime | None = None, top: int =
     pointed = pl.concat([pde["nmid"], subs["nmid"]]).drop_nulls().unique().implode()
     clicked = clicks["nmid"].drop_nulls().unique().implode()
     mail = projection.scan(lake, start, end)
-    threats = mail.threats
-    volume_lf = (mail.volume.group_by(pl.col("hour").dt.truncate(bucket).alias("bucket"), "class", "delivered")
+    volume_lf = (mail.volume.group_by(pl.col("hour").dt.truncate(bucket).alias("bucket"), "class", "blocked")
                  .agg(pl.col("messages").sum()))
-    flags_lf = threats.group_by(when, "technology", *_FLAGS).len("messages")
-    families_lf = threats.filter("malware").group_by("ThreatNames").len("messages")
+    pointed_lf = (mail.rows.filter(pl.col("nmid").is_in(pointed))
+                  .select(pl.col("Timestamp").alias("Delivered"), *KEY, "inbound", "threat"))
+    volume, threat_rows, copies = pl.collect_all([volume_lf, mail.threats, pointed_lf])
+    threats = threat_rows.lazy()  # phish and malware are a few percent of mail: read once, count in memory
     users_lf = threats.group_by("rcpt").agg(
         pl.col("recipient").first().alias("user"), pl.len().alias("messages"), pl.col("phish").sum(),
         pl.col("malware").sum(), pl.col("delivered").sum())
-    clicked_lf = threats.filter(pl.col("nmid").is_in(clicked)).select(KEY)
-    pointed_lf = (mail.rows.filter(pl.col("nmid").is_in(pointed))
-                  .select(pl.col("Timestamp").alias("Delivered"), *KEY, "inbound", "threat"))
-    frames = dict(zip(("volume", "flags", "families", "users", "clicked", "copies"), pl.collect_all(
-        [volume_lf, flags_lf, families_lf, users_lf, clicked_lf, pointed_lf])))
+    frames = dict(zip(("flags", "families", "users", "clicked"), pl.collect_all([
+        threats.group_by(when, "technology", *_FLAGS).len("messages"),
+        threats.filter("malware").group_by("ThreatNames").len("messages"),
+        users_lf,
+        threats.filter(pl.col("nmid").is_in(clicked)).select(KEY)])))
+    frames.update(volume=volume, copies=copies)
     frames.update(pde=pde, subs=subs, clicks=clicks, alerts=alerts, identity=identity)
 
     ctx = _Context(start, end, drill, bucket, top, frames)
@@ -192,9 +193,9 @@ class _Context:
             .select(KEY).unique(), on=KEY, how="semi"))
         clicks = self.clicks.filter((pl.col("Timestamp") < self.end) & pl.col("ActionType").is_in(BLOCKED_CLICKS))
         metrics = (
-            Metric("malware_blocked", "Malware blocked", c(malware & ~pl.col("delivered")),
+            Metric("malware_blocked", "Malware blocked", c(malware & pl.col("blocked")),
                    self.query("malware", blocked), "malware copies not delivered (junked, blocked or replaced)"),
-            Metric("phish_blocked", "Phish blocked", c(phish & ~pl.col("delivered")),
+            Metric("phish_blocked", "Phish blocked", c(phish & pl.col("blocked")),
                    self.query("phish", blocked), "phish copies not delivered (junked, blocked or replaced)"),
             Metric("reported", "Reported by users", reported.height,
                    self.query("user_reported"), "copies users reported as phish, junk or not junk"),
@@ -233,14 +234,15 @@ class _Context:
         t = self.flags
         total = pl.col("messages").sum()
         by_tech = t.group_by("bucket", "technology").agg(total).sort("bucket", "technology")
-        by_delivery = (t.group_by("bucket", pl.when("delivered").then(pl.lit("Delivered")).otherwise(pl.lit("Blocked"))
+        status = pl.when("delivered").then(pl.lit("Delivered")).when("blocked").then(pl.lit("Blocked")).otherwise(pl.lit("Other"))
+        by_delivery = (t.group_by("bucket", status
                                   .alias("status")).agg(total).sort("bucket", "status"))
         techs = t.group_by("technology").agg(total).sort(["messages", "technology"], descending=[True, False])
-        detected, delivered = self.count(), self.count(pl.col("delivered"))
+        detected, delivered, blocked = self.count(), self.count(pl.col("delivered")), self.count(pl.col("blocked"))
         metrics = (
             Metric("detected", "Phish and malware detected", detected, self.threat_query()),
             Metric("delivered", "Delivered", delivered, self.threat_query(Cond("delivery_action", Op.ANY, ("Delivered",)))),
-            Metric("blocked", "Blocked", detected - delivered, self.threat_query(Cond("delivery_action", Op.ANY, NOT_DELIVERED))),
+            Metric("blocked", "Blocked", blocked, self.threat_query(Cond("delivery_action", Op.ANY, NOT_DELIVERED))),
         )
         return Tile("protection_status", "Threat protection status", metrics,
                     {"by_technology": by_tech, "by_delivery": by_delivery, "technologies": techs},
@@ -270,7 +272,7 @@ class _Context:
 
     def weekly(self) -> Tile:
         week = pl.col("bucket").dt.truncate("1w").alias("week")
-        stopped = pl.col("class").is_in(THREATS) & ~pl.col("delivered")
+        stopped = pl.col("class").is_in(THREATS) & pl.col("blocked")
         per_week = self.volume.group_by(week).agg(pl.col("messages").sum().alias("scanned"),
                                                   pl.col("messages").filter(stopped).sum().alias("threats_stopped"))
         removed = self._zap["removed"].group_by(pl.col("Delivered").dt.truncate("1w").alias("week")).len("removed_after_delivery")

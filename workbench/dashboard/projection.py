@@ -6,10 +6,10 @@ string columns that cost far more to decode than to count. This module derives t
 per day partition into ``<tenant>/cache/dashboard/day=YYYY-MM-DD/<signature>/``:
 
 - ``rows.parquet``: every copy: time, 64-bit hashes of its message id and recipient (to match
-  post-delivery events, submissions and clicks), class, delivered, inbound, threat;
+  post-delivery events, submissions and clicks), class, delivered, blocked, inbound, threat;
 - ``threats.parquet``: the phish and malware copies with every flag the tiles count and the
   few strings only threats need (recipient address, malware family, detection technology);
-- ``volume.parquet``: copies per hour, class and delivery (what the trend tiles count).
+- ``volume.parquet``: copies per hour, class and whether blocked (what the trend tiles count).
 
 The signature covers the day's file names, sizes and modification times, this module's
 layout version and the polars version (hashes are stable within one), so a day is derived
@@ -34,7 +34,8 @@ import polars as pl
 from workbench import schema
 from workbench.lake import Lake
 
-VERSION = 1
+VERSION = 2
+NOT_DELIVERED = ("Junked", "Blocked", "Replaced")  # a null or unknown DeliveryAction is neither
 SEED = 0x5EED
 CLASSES = ("Malware", "Phish", "Spam", "Good mail")  # one per copy, in this order of precedence
 ZERO_DAY = ("File detonation", "File detonation reputation", "File reputation")
@@ -78,6 +79,7 @@ def derive(events: pl.LazyFrame) -> pl.LazyFrame:
         key_hash("RecipientEmailAddress", lower=True).alias("rcpt"),
         klass.alias("class"),
         (pl.col("DeliveryAction") == "Delivered").fill_null(False).alias("delivered"),
+        pl.col("DeliveryAction").is_in(NOT_DELIVERED).fill_null(False).alias("blocked"),
         (pl.col("EmailDirection") == "Inbound").fill_null(False).alias("inbound"),
         threat.alias("threat"),
         malware.alias("malware"),
@@ -92,11 +94,11 @@ def derive(events: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
-ROW_COLUMNS = ["Timestamp", "nmid", "rcpt", "class", "delivered", "inbound", "threat"]
+ROW_COLUMNS = ["Timestamp", "nmid", "rcpt", "class", "delivered", "blocked", "inbound", "threat"]
 
 
 def _volume(rows: pl.LazyFrame) -> pl.LazyFrame:
-    return rows.group_by(pl.col("Timestamp").dt.truncate("1h").alias("hour"), "class", "delivered").len("messages")
+    return rows.group_by(pl.col("Timestamp").dt.truncate("1h").alias("hour"), "class", "blocked").len("messages")
 
 
 def _signature(files: list[Path]) -> str:
