@@ -63,6 +63,8 @@ def test_tiles_agree_with_each_other(dash):
     assert sum(shares) == pytest.approx(100.0) and shares[0] > 0
     assert eff.value("pre_delivery") + eff.value("post_delivery") + eff.value("uncaught") == eff.value("malicious")
     assert dash.tile("malware").value("malware") == trends.value("malware")
+    families = dash.tile("malware").frames["families"]  # every malware copy is in a family, named or not
+    assert families.height < 10 and families["messages"].sum() >= trends.value("malware")
 
 
 def test_numbers_match_the_lake_files_read_directly(lake, dash, events):
@@ -203,6 +205,19 @@ def test_for_tenant_reads_the_window_from_the_address(small_tenant, monkeypatch)
 
 
 # --------------------------------------------------------------------------- the cached projection
+
+
+def test_a_preheated_kernel_recomputes_when_its_page_comes_late(small_tenant, monkeypatch):
+    from workbench.ui import dashboard as ui
+
+    builds = []
+    monkeypatch.setattr(ui, "build", lambda *a, **k: builds.append(1) or build(*a, **k))
+    monkeypatch.delenv("QUERY_STRING", raising=False)
+    ui.DashboardPanel.for_tenant(small_tenant, now=NOW)
+    assert len(builds) == 1  # the page came at once: the numbers just computed stand
+    monkeypatch.setattr(ui, "STALE_AFTER_S", -1)  # the page came after the kernel had waited long
+    ui.DashboardPanel.for_tenant(small_tenant, now=NOW)
+    assert len(builds) == 3
 
 
 def test_projection_follows_appends_and_works_without_a_cache(small_tenant, tmp_path):

@@ -54,7 +54,7 @@ def delivery_status(d: Dashboard) -> alt.Chart:
 
 def trends(d: Dashboard) -> alt.Chart:
     frame = d.tile("trends").frames["by_class"]
-    if not frame.height:
+    if not frame["messages"].sum():  # zero-filled buckets only
         return _empty("Mail by verdict")
     return (alt.Chart(frame).mark_line(point=d.bucket != "1h")
             .encode(_time(d), alt.Y("messages:Q", title="messages", scale=alt.Scale(type="symlog"),
@@ -82,7 +82,7 @@ def malware_families(d: Dashboard) -> alt.Chart:
     return (alt.Chart(frame).mark_bar(color=CLASS_COLORS["Malware"])
             .encode(alt.Y("family:N", title=None, sort="-x", axis=alt.Axis(labelLimit=220)),
                     alt.X("messages:Q", title="messages"), tooltip=["family:N", "messages:Q"])
-            .properties(title="Top malware families", width=WIDTH - 120, height=HEIGHT))
+            .properties(title="Top malware families", width=WIDTH - 120, height=alt.Step(22)))
 
 
 def efficacy(d: Dashboard) -> alt.Chart:

@@ -29,6 +29,7 @@ from workbench.explorer.aggregate import bucket_for
 from workbench.explorer.query import And, Cond, Op, Or, Query, Window
 from workbench.lake import Lake
 
+UNNAMED = "(no family named)"  # malware whose verdict names no family still counts in the chart
 WINDOWS = {"24h": "Last 24 hours", "7d": "Last 7 days", "30d": "Last 30 days", "90d": "Last 90 days"}
 BLOCKED_CLICKS = ("ClickBlocked", "ClickBlockedByTenantPolicy")
 ZAP_ACTIONS = ("Malware ZAP", "Phish ZAP")
@@ -249,8 +250,13 @@ class _Context:
                     self.threat_query(), note=f"{UNIT}; each copy counted once, under the first technology listed for it")
 
     def trends(self) -> Tile:
-        per = (self.volume.group_by("bucket", pl.col("class").cast(pl.String)).agg(pl.col("messages").sum())
-               .sort("bucket", "class"))
+        per = self.volume.group_by("bucket", pl.col("class").cast(pl.String)).agg(pl.col("messages").sum())
+        dtype = self.volume.schema["bucket"]
+        hours = pl.datetime_range(self.start, self.end, "1h", closed="left", eager=True)
+        grid = (pl.DataFrame({"bucket": hours.dt.truncate(self.bucket).unique()}).with_columns(pl.col("bucket").cast(dtype))
+                .join(pl.DataFrame({"class": list(CLASSES)}), how="cross"))
+        per = (grid.join(per, on=["bucket", "class"], how="left").with_columns(pl.col("messages").fill_null(0))
+               .sort("bucket", "class"))  # a quiet hour is a zero, not a gap the line jumps over
         totals = dict(self.volume.group_by("class").agg(pl.col("messages").sum()).iter_rows())
         def of_class(c: str) -> Query:  # this class and none of those before it
             before = CLASSES[:CLASSES.index(c)]
@@ -264,7 +270,7 @@ class _Context:
     def malware(self) -> Tile:
         trend = self.flags.filter("malware").group_by("bucket").agg(pl.col("messages").sum()).sort("bucket")
         families = (self.families.select(pl.col("messages"), pl.col("ThreatNames").str.split(",").list.eval(pl.element().str.strip_chars()).alias("family"))
-                    .explode("family").drop_nulls().filter(pl.col("family") != "")
+                    .explode("family").with_columns(pl.col("family").replace("", None).fill_null(UNNAMED))
                     .group_by("family").agg(pl.col("messages").sum())
                     .sort(["messages", "family"], descending=[True, False]).head(self.top))
         return Tile("malware", "Malware", (Metric("malware", "Malware messages", self.count(pl.col("malware")), self.query("malware")),),

@@ -33,6 +33,7 @@ from workbench.ui.render import STYLE, esc, table_html
 EXPLORER = "Explorer.ipynb"  # relative: from /voila/render/Dashboard.ipynb it opens the Explorer app
 CUSTOM = "custom"
 _LABELS = {"24h": "24 hours", "7d": "7 days", "30d": "30 days", "90d": "90 days", CUSTOM: "Custom"}
+STALE_AFTER_S = 60  # a preheated kernel recomputes when its page is requested later than this
 _SEVERITY_COLORS = {"High": "#c92a2a", "Medium": "#e67700", "Low": "#1c7ed6", "Informational": "#666"}
 _TABLES = {  # tile -> (frame, columns, labels)
     "targeted_users": ("users", ["user", "messages", "phish", "malware", "delivered"],
@@ -119,9 +120,12 @@ class DashboardPanel(w.VBox):
         kwargs.setdefault("export_dir", t.root / "reports")
         panel = cls(Lake.for_tenant(t), **kwargs)
         panel.refresh()
+        computed = time.monotonic()
         _wait_for_request()
         args = parse_qs(os.environ.get("QUERY_STRING", ""))
         wanted = args.get("window", [None])[0]
+        if (not wanted or wanted == panel.window.value) and time.monotonic() - computed > STALE_AFTER_S:
+            panel.refresh()  # a preheated kernel waited long for its page: show today's numbers, not those of then
         if wanted and wanted != panel.window.value:
             try:
                 if wanted == CUSTOM:
@@ -182,7 +186,8 @@ class DashboardPanel(w.VBox):
             for key, fns in charts.CHARTS.items():  # numbers first, then the charts fill in
                 box = next(b for b, t in zip(tiles, d.tiles) if t.key == key)
                 images = [w.Image(value=charts.svg(fn(d)).encode(), format="svg+xml",
-                                  layout=w.Layout(max_width="100%")) for fn in fns]
+                                  layout=w.Layout(max_width="100%", align_self="flex-start"))
+                          for fn in fns]
                 box.children = (*box.children[:1], *images, *box.children[1:])
                 self.progress.value += len(fns)
             shown = f"{d.start:%Y-%m-%d %H:%M} – {d.end:%Y-%m-%d %H:%M} UTC"
@@ -257,6 +262,8 @@ class DashboardPanel(w.VBox):
         return box
 
     def _table(self, t: Tile, frame: pl.DataFrame, columns: list[str], labels: dict[str, str]) -> str:
+        if "week" in frame.columns:  # a week is named by its first day
+            frame = frame.with_columns(pl.col("week").dt.date())
         html = table_html(frame, columns, labels=labels)
         if t.key == "targeted_users" and frame.height and self.dashboard is not None:
             # each user's row links to that user's phish and malware in the Explorer
