@@ -259,8 +259,11 @@ def pandas_naive(s: dict[str, Any]) -> dict[str, Any]:
     # trends and weekly detections: every copy, one class each
     volume = pd.DataFrame({"bucket": when, "class": klass,
                            "stopped": klass.isin(THREATS) & not_delivered, "week": truncate(when, "1w")})
-    by_class = (volume.groupby(["bucket", "class"]).size().rename("messages").reset_index()
-                .sort_values(["bucket", "class"]))
+    hours = pd.Series(pd.date_range(start, end, freq="h", inclusive="left"))
+    grid = pd.MultiIndex.from_product([truncate(hours, bucket).unique(), ["Good mail", "Malware", "Phish", "Spam"]],
+                                      names=["bucket", "class"])  # a quiet bucket is a zero
+    by_class = (volume.groupby(["bucket", "class"]).size().rename("messages").reindex(grid, fill_value=0)
+                .reset_index().sort_values(["bucket", "class"]))
     class_totals = volume["class"].value_counts()
     per_week = volume.groupby("week").agg(scanned=("class", "size"), threats_stopped=("stopped", "sum"))
 
@@ -285,7 +288,7 @@ def pandas_naive(s: dict[str, Any]) -> dict[str, Any]:
              .sort_values(["messages", "technology"], ascending=[False, True]))
     malware_trend = t_when[t_mal].value_counts().rename("messages").rename_axis("bucket").reset_index().sort_values("bucket")
     names = t.loc[t_mal, "ThreatNames"].str.split(",").explode().str.strip()
-    names = names[names.notna() & (names != "")]
+    names = names.fillna("").replace("", "(no family named)")
     families = (names.value_counts().rename("messages").rename_axis("family").reset_index()
                 .sort_values(["messages", "family"], ascending=[False, True]).head(TOP))
     users = (pd.DataFrame({"user": t["RecipientEmailAddress"].str.lower(), "phish": t_phish, "malware": t_mal,
