@@ -1,5 +1,5 @@
 # make demo   set up .venv, then generate/process/serve the demo tenant (prints the URL)
-# make test   set up .venv (+ Debian Chromium when we may use apt), then run every test
+# make test   set up .venv (+ Debian Chromium and PostgreSQL when we may use apt), then run every test
 # make bench  run the benchmarks;  make clean  remove .venv (never data/)
 # make lock   re-resolve requirements.lock after changing pins in pyproject.toml
 
@@ -17,12 +17,12 @@ APT = $(shell if [ "$$(id -u)" = 0 ]; then echo "env DEBIAN_FRONTEND=noninteract
 # uv on PATH, else the one in .venv (installed on first use)
 UV = $(shell command -v uv || echo $(VENV)/bin/uv)
 
-.PHONY: demo test bench clean env chromium lock
+.PHONY: demo test bench clean env chromium postgresql lock
 
 demo: env
 	$(VENV)/bin/workbench demo $(ARGS)
 
-test: env chromium
+test: env chromium postgresql
 	$(PY) -m pytest $(ARGS)
 
 bench: env
@@ -67,6 +67,21 @@ chromium:
 	else \
 	  echo "Chromium missing; run: sudo apt-get update && sudo apt-get install -y chromium chromium-driver"; \
 	  echo "(continuing: browser tests will skip)"; \
+	fi
+
+# Debian's PostgreSQL server binaries: the store tests initdb and start a throwaway cluster
+# with them (tests/conftest.py); not needed when WORKBENCH_TEST_PG_URL names a server.
+postgresql:
+	@if [ -n "$${WORKBENCH_TEST_PG_URL:-}" ]; then exit 0; fi; \
+	for bin in /usr/lib/postgresql/*/bin; do \
+	  if [ -x "$$bin/initdb" ] && [ -x "$$bin/pg_ctl" ]; then exit 0; fi; \
+	done; \
+	if [ -n "$(APT)" ]; then \
+	  $(APT) update -q && $(APT) install -y -q postgresql \
+	    || echo "warning: installing PostgreSQL failed; postgres tests will skip (fail under CI=true)"; \
+	else \
+	  echo "PostgreSQL server missing; run: sudo apt-get update && sudo apt-get install -y postgresql"; \
+	  echo "(or set WORKBENCH_TEST_PG_URL; continuing: postgres tests will skip)"; \
 	fi
 
 lock: | $(PY)

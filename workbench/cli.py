@@ -7,29 +7,14 @@ happen inside commands so ``workbench --help`` stays fast.
 
 from __future__ import annotations
 
-import functools
-import sys
 from pathlib import Path
 from typing import Any, Callable
 
 import click
 
 from workbench import __version__
-from workbench.errors import WorkbenchError
+from workbench.cli_common import friendly_errors, home_option, tenant_option
 
-home_option = click.option(
-    "--home",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Folder holding tenants/ (default: $WORKBENCH_HOME or the project's data/).",
-)
-tenant_option = click.option(
-    "--tenant",
-    "tenant_name",
-    envvar="WORKBENCH_TENANT",
-    default="demo",
-    show_default=True,
-    help="Tenant name (a folder under <home>/tenants) or a path to a tenant folder.",
-)
 yara_option = click.option(
     "--yara",
     "yara_dir",
@@ -50,23 +35,6 @@ def with_yara(ctx: Any, folder: Path | None) -> Any:
     rules = load(folder)
     click.echo(("warning: " if rules.skipped else "") + rules.summary(), err=True)
     return replace(ctx, yara=rules)
-
-
-def friendly_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn WorkbenchError into a one-line message and its exit code."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except WorkbenchError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(exc.exit_code)
-        except KeyboardInterrupt:
-            click.echo("interrupted: nothing was left half-written", err=True)
-            sys.exit(130)
-
-    return wrapper
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -434,6 +402,15 @@ def lake_retention(
     result = _lake(home, tenant_name).retention(days, table_name, dry_run=dry_run)
     click.echo(result.render())
 
+
+def _register() -> None:
+    from workbench.cli_incidents import alerts, incidents
+
+    main.add_command(alerts)
+    main.add_command(incidents)
+
+
+_register()
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -25,7 +25,21 @@ def _dashboard_projection(tenant: Tenant) -> str:
     return f"{warm(Lake.for_tenant(tenant)):,} days of mail ready for the dashboard"
 
 
-STAGES: list[Stage] = [Stage("dashboard", _dashboard_projection)]
+def _alerts(tenant: Tenant) -> str:
+    from workbench.incidents import alerting
+    from workbench.lake import Lake
+    from workbench.store import open_store
+
+    store = open_store(tenant)
+    try:
+        result = alerting.run(store, Lake.for_tenant(tenant))
+    finally:
+        store.dispose()
+    return (f"{len(result.new_alerts)} new alert(s), {len(result.incidents_created)} incident(s) created, "
+            f"{len(result.incidents_extended)} extended")
+
+
+STAGES: list[Stage] = [Stage("dashboard", _dashboard_projection), Stage("alerts", _alerts)]
 
 
 def run_pipeline(tenant: Tenant, *, progress: bool = False) -> list[str]:

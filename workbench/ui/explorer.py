@@ -12,7 +12,6 @@ Every value shown in HTML passes through :mod:`workbench.ui.render` (escaped, UR
 
 from __future__ import annotations
 
-import getpass
 import os
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -24,6 +23,7 @@ import ipywidgets as w
 import polars as pl
 
 from workbench.errors import WorkbenchError
+from workbench.identity import acting_user
 from workbench.explorer import aggregate as agg
 from workbench import schema
 from workbench.explorer.actions import CONFIRM_ABOVE, ActionKind, ActionRequest, MessageRef, build_request
@@ -42,11 +42,6 @@ TAB_FUNCTIONS: dict[str, Callable[..., pl.DataFrame]] = {
     "Top malware families": agg.top_malware_families, "Email origin": agg.email_origin, "Campaign": agg.campaigns,
     "URL clicks": agg.clicks_of_mail,
 }
-
-
-def acting_user() -> str:
-    """Who acts (until the roles issue lands): WORKBENCH_USER, the JupyterHub user, the OS user."""
-    return os.environ.get("WORKBENCH_USER") or os.environ.get("JUPYTERHUB_USER") or getpass.getuser()
 
 
 class ConditionRow(w.HBox):

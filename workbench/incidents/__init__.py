@@ -1,0 +1,1 @@
+"""Incidents: alerts correlated by shared entities, with evidence, comments and an activity log."""

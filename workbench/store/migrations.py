@@ -1,0 +1,71 @@
+"""Ordered schema migrations.
+
+Each migration has a version, a description and a function that changes the schema inside
+the migrating transaction. ``upgrade`` applies the missing ones in order, records each in
+``schema_version``, and holds a lock while it does (a PostgreSQL advisory lock; SQLite's
+``BEGIN IMMEDIATE``), so processes that open the store at the same time migrate it once.
+
+To change the schema: edit ``tables.py`` to the new shape, then append a migration that
+takes an existing database there with explicit DDL (``ALTER TABLE ...``). Never edit a
+released migration: databases in the field have already run it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+
+from workbench.errors import StorageError
+from workbench.store import tables as t
+
+_LOCK_ID = 7_202_611  # PostgreSQL advisory lock key for migrations
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    description: str
+    apply: Callable[[sa.Connection], None]
+
+
+def _v1(conn: sa.Connection) -> None:
+    # The first release's tables, as they were then (later migrations alter them explicitly).
+    t.metadata.create_all(conn, tables=[
+        t.policy_settings, t.policy_watermarks, t.incidents, t.alerts, t.alert_entities,
+        t.incident_tags, t.evidence, t.comments, t.activity, t.saved_filters,
+    ])
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "alerts, incidents, evidence, comments, activity log, policy settings and watermarks", _v1),
+)
+LATEST = MIGRATIONS[-1].version
+
+
+def current_version(conn: sa.Connection) -> int:
+    if not sa.inspect(conn).has_table("schema_version"):
+        return 0
+    return conn.execute(sa.select(sa.func.coalesce(sa.func.max(t.schema_version.c.version), 0))).scalar_one()
+
+
+def upgrade(engine: sa.Engine) -> int:
+    """Bring the database to the latest version; return the number of migrations applied."""
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_ID})
+        t.schema_version.create(conn, checkfirst=True)
+        have = current_version(conn)
+        if have > LATEST:
+            raise StorageError(f"the database is at schema version {have}, newer than this workbench "
+                               f"({LATEST}): upgrade the workbench package")
+        applied = 0
+        for migration in MIGRATIONS:
+            if migration.version > have:
+                migration.apply(conn)
+                conn.execute(t.schema_version.insert().values(
+                    version=migration.version, description=migration.description, applied_at=datetime.now(UTC)))
+                applied += 1
+        return applied

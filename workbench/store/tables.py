@@ -1,0 +1,175 @@
+"""The SQL tables of the workbench's state, as SQLAlchemy Core metadata (the current shape).
+
+The shape changes only through ``migrations.py``; this module is what code queries.
+Times are stored as naive UTC and read back timezone-aware (:class:`UTCDateTime`), so
+SQLite and PostgreSQL give the same values.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+
+class UTCDateTime(sa.types.TypeDecorator):
+    """A timezone-aware UTC datetime in Python, naive UTC in the database."""
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: pass a timezone-aware UTC time")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+def _now_column(name: str, **kw: Any) -> sa.Column:
+    return sa.Column(name, UTCDateTime(), nullable=False, **kw)
+
+
+schema_version = sa.Table(
+    "schema_version", metadata,
+    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("description", sa.String(200), nullable=False),
+    _now_column("applied_at"),
+)
+
+policy_settings = sa.Table(
+    "policy_settings", metadata,
+    sa.Column("policy_id", sa.String(80), primary_key=True),
+    sa.Column("enabled", sa.Boolean, nullable=False),
+    sa.Column("severity", sa.String(20)),  # null: the policy's default
+    sa.Column("thresholds", sa.Text, nullable=False, default="{}"),  # JSON object of overrides
+    _now_column("updated_at"),
+    sa.Column("updated_by", sa.String(200), nullable=False),
+)
+
+policy_watermarks = sa.Table(
+    "policy_watermarks", metadata,
+    sa.Column("policy_id", sa.String(80), primary_key=True),
+    sa.Column("watermark", UTCDateTime()),  # newest event time the policy has read
+    _now_column("last_run"),
+    sa.Column("alerts", sa.Integer, nullable=False, default=0),  # alerts raised by the last run
+)
+
+incidents = sa.Table(
+    "incidents", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(500), nullable=False),
+    sa.Column("name_set_by_analyst", sa.Boolean, nullable=False, default=False),
+    sa.Column("description", sa.Text, nullable=False, default=""),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("severity", sa.String(20), nullable=False),
+    sa.Column("severity_set_by_analyst", sa.Boolean, nullable=False, default=False),
+    sa.Column("assigned_to", sa.String(200), nullable=False, default=""),
+    sa.Column("classification", sa.String(40), nullable=False),
+    sa.Column("determination", sa.String(40), nullable=False),
+    sa.Column("redirect_id", sa.Integer, sa.ForeignKey("incidents.id")),
+    sa.Column("resolution_note", sa.Text, nullable=False, default=""),
+    _now_column("created"),
+    _now_column("last_update"),
+    sa.Column("resolved_at", UTCDateTime()),
+    sa.Column("first_activity", UTCDateTime()),
+    sa.Column("last_activity", UTCDateTime()),
+    sa.Index("ix_incidents_status", "status"),
+)
+
+alerts = sa.Table(
+    "alerts", metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("dedup_key", sa.String(400), nullable=False, unique=True),
+    sa.Column("policy_id", sa.String(80), nullable=False),
+    sa.Column("title", sa.String(1000), nullable=False),
+    sa.Column("description", sa.Text, nullable=False, default=""),
+    sa.Column("severity", sa.String(20), nullable=False),
+    sa.Column("category", sa.String(80), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("classification", sa.String(40), nullable=False),
+    sa.Column("determination", sa.String(40), nullable=False),
+    sa.Column("assigned_to", sa.String(200), nullable=False, default=""),
+    sa.Column("detection_source", sa.String(80), nullable=False),
+    sa.Column("threat_family", sa.String(200), nullable=False, default=""),
+    sa.Column("mitre_techniques", sa.Text, nullable=False, default="[]"),  # JSON list
+    sa.Column("explorer_query", sa.Text),  # JSON of a workbench.explorer Query
+    sa.Column("message_count", sa.Integer, nullable=False, default=0),
+    _now_column("created"),
+    _now_column("first_activity"),
+    _now_column("last_activity"),
+    _now_column("last_update"),
+    sa.Column("resolved_at", UTCDateTime()),
+    sa.Column("incident_id", sa.Integer, sa.ForeignKey("incidents.id")),
+    sa.Index("ix_alerts_incident", "incident_id"),
+    sa.Index("ix_alerts_created", "created"),
+)
+
+alert_entities = sa.Table(
+    "alert_entities", metadata,
+    sa.Column("alert_id", sa.String(40), sa.ForeignKey("alerts.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("kind", sa.String(20), primary_key=True),
+    sa.Column("value", sa.String(1000), primary_key=True),
+    sa.Column("role", sa.String(40), primary_key=True, default=""),
+    sa.Index("ix_alert_entities_value", "kind", "value"),
+)
+
+incident_tags = sa.Table(
+    "incident_tags", metadata,
+    sa.Column("incident_id", sa.Integer, sa.ForeignKey("incidents.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("tag", sa.String(100), primary_key=True),
+    sa.Column("system", sa.Boolean, nullable=False, default=False),
+)
+
+evidence = sa.Table(
+    "evidence", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("incident_id", sa.Integer, sa.ForeignKey("incidents.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("kind", sa.String(20), nullable=False),
+    sa.Column("value", sa.String(1000), nullable=False),
+    sa.Column("display", sa.String(1000), nullable=False, default=""),
+    sa.Column("verdict", sa.String(20), nullable=False),
+    sa.Column("remediation", sa.String(20), nullable=False),
+    sa.Column("source", sa.String(200), nullable=False),
+    _now_column("added"),
+    sa.Column("added_by", sa.String(200), nullable=False),
+    sa.UniqueConstraint("incident_id", "kind", "value", name="uq_evidence_entity"),
+)
+
+comments = sa.Table(
+    "comments", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("incident_id", sa.Integer, sa.ForeignKey("incidents.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("author", sa.String(200), nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    _now_column("created"),
+    sa.Index("ix_comments_incident", "incident_id"),
+)
+
+activity = sa.Table(
+    "activity", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("incident_id", sa.Integer, sa.ForeignKey("incidents.id", ondelete="CASCADE"), nullable=False),
+    _now_column("at"),
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("action", sa.String(40), nullable=False),
+    sa.Column("old", sa.Text, nullable=False, default=""),
+    sa.Column("new", sa.Text, nullable=False, default=""),
+    sa.Index("ix_activity_incident", "incident_id"),
+)
+
+saved_filters = sa.Table(
+    "saved_filters", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("owner", sa.String(200), nullable=False),
+    sa.Column("filters", sa.Text, nullable=False),  # JSON of an IncidentFilter
+    _now_column("created"),
+    sa.UniqueConstraint("owner", "name", name="uq_saved_filter_name"),
+)
