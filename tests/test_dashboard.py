@@ -5,7 +5,7 @@ Then the panel, driven headless, with hostile strings in the data."""
 from __future__ import annotations
 
 import shutil
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import polars as pl
 import pytest
@@ -104,6 +104,33 @@ def test_empty_tiles_say_what_fills_them(lake):
         assert "appear here" in empty.tile(key).empty
     assert empty.tile("summary").value("malware_blocked") == 0
     assert empty.insights == ()
+
+
+def test_alert_and_incident_tiles_come_from_the_store(lake, tmp_path):
+    from workbench.incidents import alerting
+    from workbench.incidents.service import IncidentService
+    from workbench.store import open_store
+    from workbench.ui.dashboard import DashboardPanel
+
+    store = open_store(url=f"sqlite:///{tmp_path / 'wb.sqlite'}")
+    alerting.run(store, lake)
+    svc = IncidentService(store, "ana")
+    open_incidents = svc.list()
+    assert open_incidents
+    svc.rename(open_incidents[0].id, PAYLOAD)
+    d = build(lake, window_named("7d"), now=NOW, store=store)
+    in_window = [a for a in svc.alerts() if NOW - timedelta(days=7) <= a.first_activity < NOW]
+    alerts = d.tile("alerts")
+    assert sum(m.value for m in alerts.metrics) == len(in_window) > 0
+    assert alerts.value("high") == sum(a.severity.value == "high" for a in in_window)
+    incidents = d.tile("incidents")
+    assert not incidents.empty and sum(m.value for m in incidents.metrics) == len(open_incidents)
+    assert incidents.frames["open"]["Severity"][0] == "High"  # most severe first
+    panel = DashboardPanel(lake, now=NOW, window="7d", store=store)
+    panel.refresh()
+    shown = _html(panel)
+    assert "&lt;img src=x" in shown and "<img src=x" not in shown  # the renamed incident, escaped
+    store.dispose()
 
 
 def test_windows_have_no_cap_and_bad_ones_say_why(lake):

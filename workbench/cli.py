@@ -194,7 +194,9 @@ def report_dashboard(out: Path, window: str | None, start: str | None, end: str 
         raise InputError("give either --window or --start and --end, not both")
     span = window_named("custom", start, end) if (start or end) else window_named(window or "30d")
     tenant = tenants.open_tenant(tenant_name, base=home)
-    path = write(build(Lake.for_tenant(tenant), span), out, tenant=tenant.name)
+    from workbench.store import existing_store
+
+    path = write(build(Lake.for_tenant(tenant), span, store=existing_store(tenant)), out, tenant=tenant.name)
     size = path.stat().st_size
     human = f"{size / 1e6:.1f} MB" if size >= 1e6 else f"{size / 1e3:.0f} kB"
     click.echo(f"wrote {path} ({human}, {size:,} bytes) in {time.perf_counter() - started:.1f} s")

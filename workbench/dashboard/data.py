@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
+from typing import Any
 
 import polars as pl
 
@@ -64,8 +65,10 @@ def _keys(message_id: str, address: str) -> list[pl.Expr]:
     return [key_hash(message_id).alias("nmid"), key_hash(address, lower=True).alias("rcpt")]
 
 
-def build(lake: Lake, window: Window, *, now: datetime | None = None, top: int = 10) -> Dashboard:
-    """Every tile of the dashboard for *window* (relative windows end at *now*)."""
+def build(lake: Lake, window: Window, *, now: datetime | None = None, top: int = 10, store: Any = None) -> Dashboard:
+    """Every tile of the dashboard for *window* (relative windows end at *now*). With the
+    tenant's *store* (``workbench.store.Store``), the alert and incident tiles show the
+    workbench's own alerts and open incidents; without it, the alerts exported into the lake."""
     started = time.perf_counter()
     now = now or datetime.now(UTC)
     start, end = window.resolve(now)
@@ -114,11 +117,42 @@ def build(lake: Lake, window: Window, *, now: datetime | None = None, top: int =
         threats.filter(pl.col("nmid").is_in(clicked)).select(KEY)])))
     frames.update(volume=volume, copies=copies)
     frames.update(pde=pde, subs=subs, clicks=clicks, alerts=alerts, identity=identity)
+    if store is not None:
+        frames.update(_store_frames(store, start, end))
 
     ctx = _Context(start, end, drill, bucket, top, frames)
     tiles = (ctx.summary(), ctx.efficacy(), ctx.protection_status(), ctx.trends(), ctx.malware(), ctx.weekly(),
              ctx.targeted_users(), ctx.clickers(), ctx.alerts(), ctx.incidents(), ctx.intel())
     return Dashboard(start, end, bucket, tiles, insights.find(ctx), time.perf_counter() - started)
+
+
+SEVERITIES = ("High", "Medium", "Low", "Informational")
+
+
+def _store_frames(store: Any, start: datetime, end: datetime) -> dict[str, pl.DataFrame]:
+    """The workbench's alerts of the window and its open incidents, as small frames."""
+    from workbench.incidents.model import IncidentStatus
+    from workbench.incidents.repo import IncidentFilter
+    from workbench.incidents.service import IncidentService
+
+    svc = IncidentService(store, "dashboard")
+    alerts = [a for a in svc.alerts(since=None) if start <= a.first_activity < end]
+    alert_frame = pl.DataFrame(
+        {"Timestamp": [a.first_activity for a in alerts], "AlertId": [a.id for a in alerts],
+         "Title": [a.title for a in alerts], "Category": [a.category for a in alerts],
+         "Severity": [a.severity.value.capitalize() for a in alerts]},
+        schema={"Timestamp": pl.Datetime("us", "UTC"), "AlertId": pl.String, "Title": pl.String,
+                "Category": pl.String, "Severity": pl.String})
+    rank = {s: i for i, s in enumerate(SEVERITIES)}
+    found = svc.list(IncidentFilter(status=(IncidentStatus.ACTIVE, IncidentStatus.IN_PROGRESS), limit=10_000))
+    found.sort(key=lambda i: (rank.get(i.severity.value.capitalize(), 9), -i.last_update.timestamp()))
+    incidents = pl.DataFrame(
+        {"Id": [i.id for i in found], "Name": [i.name for i in found],
+         "Severity": [i.severity.value.capitalize() for i in found], "Alerts": [i.alert_count for i in found],
+         "Status": [i.status.value for i in found], "Last activity": [i.last_activity for i in found]},
+        schema={"Id": pl.Int64, "Name": pl.String, "Severity": pl.String, "Alerts": pl.Int64, "Status": pl.String,
+                "Last activity": pl.Datetime("us", "UTC")})
+    return {"alerts": alert_frame, "incidents": incidents}
 
 
 class _Context:
@@ -133,6 +167,7 @@ class _Context:
         self.clicked, self.copies = frames["clicked"], frames["copies"]  # copies: those events point at
         self.pde, self.subs, self.clicks = frames["pde"], frames["subs"], frames["clicks"]
         self.alert_rows, self.identity = frames["alerts"], frames["identity"]
+        self.open_incidents = frames.get("incidents")  # None: no incident store for this tenant
         self._zap = self._post_delivery()
 
     # ----------------------------------------------------------------- queries
@@ -324,9 +359,8 @@ class _Context:
         if not a.height:
             return Tile("alerts", "Recent alerts", empty="No alerts in this window. Alerts appear here as the "
                         "alert policies raise them (user-reported phish, malicious clicks, ZAP, ...).")
-        order = {"High": 0, "Medium": 1, "Low": 2, "Informational": 3}
         counts = dict(a.group_by("Severity").len().iter_rows())
-        metrics = tuple(Metric(s.lower(), s, int(counts.get(s, 0))) for s in order)
+        metrics = tuple(Metric(s.lower(), s, int(counts.get(s, 0))) for s in SEVERITIES)
         recent = a.sort("Timestamp", descending=True).head(self.top)
         return Tile("alerts", "Recent alerts", metrics, {"recent": recent}, note="alerts raised in the window by severity")
 
@@ -334,8 +368,14 @@ class _Context:
         return self.query("all_email", Cond("alert_id", Op.ANY, (alert_id,)))
 
     def incidents(self) -> Tile:
-        return Tile("incidents", "Open incidents", empty="Open incidents by severity appear here once the incident "
-                    "queue is set up for this tenant: alert policies then group related alerts into incidents.")
+        if self.open_incidents is None:
+            return Tile("incidents", "Open incidents", empty="Open incidents by severity appear here once the incident "
+                        "queue is set up for this tenant: alert policies then group related alerts into incidents.")
+        o = self.open_incidents
+        counts = dict(o.group_by("Severity").len().iter_rows()) if o.height else {}
+        metrics = tuple(Metric(s.lower(), s, int(counts.get(s, 0))) for s in SEVERITIES)
+        return Tile("incidents", "Open incidents", metrics, {"open": o.head(self.top)},
+                    note="active and in-progress incidents now, most severe first")
 
     def intel(self) -> Tile:
         return Tile("intel", "Threat-intelligence trends", empty="Threat-intelligence trends appear here once "

@@ -109,6 +109,14 @@ def _transient(exc: DBAPIError) -> bool:
     return "database is locked" in text or "database table is locked" in text
 
 
+def existing_store(tenant: Any) -> Store | None:
+    """The tenant's store if it has one (``WORKBENCH_DB_URL`` set, or its SQLite file exists),
+    else None: for read-only pages that must not create a database by looking."""
+    if os.environ.get(ENV_URL) or (Path(tenant.root) / "workbench.sqlite").exists():
+        return open_store(tenant)
+    return None
+
+
 def open_store(tenant: Any = None, url: str | None = None, *, migrate: bool = True) -> Store:
     """Open (and by default migrate) the store of ``tenant`` or at ``url``.
 

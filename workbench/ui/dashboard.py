@@ -45,6 +45,9 @@ _TABLES = {  # tile -> (frame, columns, labels)
     "weekly": ("weeks", ["week", "scanned", "threats_stopped", "removed_after_delivery"],
                {"week": "Week of", "scanned": "Scanned", "threats_stopped": "Threats stopped",
                 "removed_after_delivery": "Removed after delivery"}),
+    "incidents": ("open", ["Id", "Severity", "Name", "Alerts", "Last activity"],
+                  {"Id": "#", "Severity": "Severity", "Name": "Incident", "Alerts": "Alerts",
+                   "Last activity": "Last activity (UTC)"}),
     "alerts": ("recent", ["Timestamp", "Severity", "Title", "Category"],
                {"Timestamp": "Time (UTC)", "Severity": "Severity", "Title": "Alert", "Category": "Category"}),
 }
@@ -72,9 +75,9 @@ class DashboardPanel(w.VBox):
     point at (default: relative, next to this app in Voila)."""
 
     def __init__(self, lake: Lake, *, window: str = "30d", now: datetime | None = None,
-                 explorer: str = EXPLORER, export_dir: Path | None = None) -> None:
+                 explorer: str = EXPLORER, export_dir: Path | None = None, store: Any = None) -> None:
         super().__init__()
-        self.lake, self.now, self.explorer = lake, now, explorer
+        self.lake, self.now, self.explorer, self.store = lake, now, explorer, store
         self.export_dir = export_dir
         self.dashboard: Dashboard | None = None
         self.window = w.ToggleButtons(options=[(_LABELS[k], k) for k in (*WINDOWS, CUSTOM)], value=window,
@@ -118,6 +121,10 @@ class DashboardPanel(w.VBox):
         if base:  # e.g. JupyterLab next to a running `workbench serve`
             kwargs.setdefault("explorer", f"{base}/voila/render/{EXPLORER}")
         kwargs.setdefault("export_dir", t.root / "reports")
+        if "store" not in kwargs:
+            from workbench.store import existing_store
+
+            kwargs["store"] = existing_store(t)  # alerts and incidents, when the tenant has them
         panel = cls(Lake.for_tenant(t), **kwargs)
         panel.refresh()
         computed = time.monotonic()
@@ -176,7 +183,7 @@ class DashboardPanel(w.VBox):
         self.status.value = '<span class="wb-note">Computing…</span>'
         try:
             started = time.perf_counter()
-            d = build(self.lake, window, now=self.now)
+            d = build(self.lake, window, now=self.now, store=self.store)
             self.progress.value += 1
             self.dashboard = d
             self.insights.value = self._insights_html(d.insights)
