@@ -174,3 +174,35 @@ def test_save_and_reopen_a_query(small_tenant, tmp_path):
     panel.open_saved_button.click()
     assert panel.current_query() == wanted and panel.snapshot.query == wanted
     assert "?q=" in panel.link.value
+
+
+def test_incident_actions_on_the_selection(small_tenant, monkeypatch, tmp_path):
+    from workbench.incidents.service import IncidentService
+    from workbench.store import open_store
+
+    db = f"sqlite:///{tmp_path / 'wb.sqlite'}"
+    monkeypatch.setenv("WORKBENCH_DB_URL", db)  # keep the shared small tenant's own store untouched
+    monkeypatch.setenv("WORKBENCH_USER", "ana")
+    monkeypatch.delenv("QUERY_STRING", raising=False)
+    panel = ExplorerPanel.for_tenant(small_tenant, query=Query("all_email", WINDOW), chart=False, page_size=20)
+    panel.selection.value = (0, 1)
+    picked = {(panel._page["NetworkMessageId"][i], panel._page["RecipientEmailAddress"][i].lower()) for i in (0, 1)}
+    panel.action.value = ActionKind.CREATE_INCIDENT.value
+    panel.incident.value = "Suspicious invoices <b>x</b>"
+    panel.request_action()
+    svc = IncidentService(open_store(url=db), "test")
+    [incident] = svc.list()
+    assert incident.name == "Suspicious invoices <b>x</b>" and "incident 1 created" in panel.action_result.value
+    assert "<b>x" not in panel.action_result.value
+    assert {tuple(e.entity.value.split("|")) for e in svc.evidence(incident.id)} == picked
+    panel.selection.value = (2,)
+    panel.action.value = ActionKind.ADD_TO_INCIDENT.value
+    panel.incident.value = f"#{incident.id}"
+    panel.request_action()
+    assert len(svc.evidence(incident.id)) == 3 and "1 email(s) added to incident 1" in panel.action_result.value
+    panel.incident.value = "999"
+    assert panel.request_action() is None and "no incident 999" in panel.error.value
+    panel.action.value = ActionKind.START_INVESTIGATION.value
+    panel.request_action()
+    [alert] = svc.alerts(policy=["manual_investigation"])
+    assert alert.incident_id is not None and "investigation requested" in panel.action_result.value

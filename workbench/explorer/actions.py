@@ -32,6 +32,7 @@ class ActionKind(StrEnum):
     PROPOSE_REMEDIATION = "Propose remediation"
     START_INVESTIGATION = "Start automated investigation"
     ADD_TO_INCIDENT = "Add to incident"
+    CREATE_INCIDENT = "Create incident"
 
 
 # Who carries each kind out once its service exists.
@@ -40,6 +41,7 @@ HANDLER = {
     ActionKind.MOVE_TO_DELETED_ITEMS: "remediation", ActionKind.SOFT_DELETE: "remediation",
     ActionKind.HARD_DELETE: "remediation", ActionKind.PROPOSE_REMEDIATION: "action center",
     ActionKind.START_INVESTIGATION: "investigations", ActionKind.ADD_TO_INCIDENT: "incidents",
+    ActionKind.CREATE_INCIDENT: "incidents",
 }
 
 

@@ -215,7 +215,7 @@ class ExplorerPanel(w.VBox):
         self.export_button = w.Button(description="Export all rows", icon="download")
         self.progress = w.IntProgress(min=0, max=1, value=0, layout=w.Layout(width="200px", visibility="hidden"))
         self.action = w.Dropdown(options=[k.value for k in ActionKind], description="Action")
-        self.incident = w.Text(placeholder="incident id", layout=w.Layout(width="140px"))
+        self.incident = w.Text(placeholder="incident # / new name", layout=w.Layout(width="170px"))
         self.confirm = w.Checkbox(value=False, description="I confirm", indent=False)
         self.action_button = w.Button(description="Request", icon="gavel")
         self.action_result = w.HTML()
@@ -285,6 +285,7 @@ class ExplorerPanel(w.VBox):
         if env.get("SCRIPT_NAME") and env.get("SERVER_NAME"):  # Voila tells the kernel where the page lives
             port = f":{env['SERVER_PORT']}" if env.get("SERVER_PORT") else ""
             kwargs.setdefault("link_base", f"http://{env['SERVER_NAME']}{port}{env['SCRIPT_NAME']}")
+        kwargs.setdefault("on_request", _incident_handler(t))
         panel = cls(Lake.for_tenant(t), mail_store=store, **kwargs)
         if link:
             try:
@@ -631,19 +632,37 @@ class ExplorerPanel(w.VBox):
 
     def request_action(self) -> ActionRequest | None:
         try:
+            create = self.action.value == ActionKind.CREATE_INCIDENT.value  # the box names the new incident
             request = build_request(self.action.value, self.selected(), requested_by=acting_user(),
-                                    confirmed=self.confirm.value, incident_id=self.incident.value.strip() or None,
+                                    confirmed=self.confirm.value,
+                                    incident_id=None if create else (self.incident.value.strip() or None),
+                                    comment=self.incident.value.strip() if create else "",
                                     query=self.snapshot.query.to_json() if self.snapshot else None)
+            outcome = self.on_request(request) if self.on_request else None
         except WorkbenchError as exc:
             self.show_error(exc)
             return None
         self.requests.append(request)
-        if self.on_request:
-            self.on_request(request)
-        self.action_result.value = (f'<span class="wb-note">{esc(request.kind.value)} requested for '
+        self.error.value = ""
+        self.action_result.value = (f'<span class="wb-note">{esc(outcome)}.</span>' if isinstance(outcome, str) else
+                                    f'<span class="wb-note">{esc(request.kind.value)} requested for '
                                     f'{len(request.targets):,} message(s); sent to {esc(request.handler)}.</span>')
         self.confirm.value = False
         return request
+
+
+def _incident_handler(tenant: Any) -> Callable[[ActionRequest], str | None]:
+    """Requests for incidents and investigations go to the tenant's incident service (its store
+    opened on first use); the others wait for their services (a one-line note says so)."""
+    def handle(request: ActionRequest) -> str | None:
+        if request.handler not in ("incidents", "investigations"):
+            return None
+        from workbench.incidents.explorer_actions import carry_out
+        from workbench.incidents.service import IncidentService
+        from workbench.store import open_store
+
+        return carry_out(IncidentService(open_store(tenant), acting_user()), request)
+    return handle
 
 
 __all__ = ["ExplorerPanel", "GroupEditor", "ConditionRow", "acting_user"]
