@@ -30,8 +30,8 @@ def hostile_drafts() -> list[AlertDraft]:
 
 
 @pytest.fixture
-def svc(tmp_path):
-    store = open_store(url=f"sqlite:///{tmp_path / 'wb.sqlite'}")
+def svc(db_url):
+    store = open_store(url=db_url)
     service = IncidentService(store, "ana")
     service.add_alerts(hostile_drafts())
     yield service

@@ -21,8 +21,8 @@ URL = "https://login.evil-example.test/o365/[x](javascript:alert(3))"
 
 
 @pytest.fixture
-def filled(tmp_path):
-    url = f"sqlite:///{tmp_path / 'wb.sqlite'}"
+def filled(db_url):
+    url = db_url
     store = open_store(url=url)
     svc = IncidentService(store, "ana")
     added = svc.add_alerts([AlertDraft(
@@ -94,3 +94,28 @@ def test_incident_commands(filled, small_tenant, tmp_path):
     nodb = run(main, ["incidents", "list", "--tenant", str(small_tenant.root), "--db",
                       "postgresql://wb@127.0.0.1:1/none"])
     assert nodb.exit_code == 6 and "cannot connect to the database" in nodb.output
+
+
+def test_alert_commands_run_incrementally_and_configure_policies(small_tenant, tmp_path):
+    run = CliRunner().invoke
+    base = ["--tenant", str(small_tenant.root), "--db", f"sqlite:///{tmp_path / 'wb.sqlite'}"]
+    first = run(main, ["alerts", "run", *base])
+    assert first.exit_code == 0, first.output
+    created = int(first.output.strip().splitlines()[-1].split(" new alert")[0])
+    assert created > 5 and "incident(s) created" in first.output
+    again = run(main, ["alerts", "run", *base])
+    assert again.output.strip().splitlines()[-1].startswith("0 new alert(s)")  # watermarks: nothing new
+    reset = run(main, ["alerts", "run", "--reset", *base])
+    assert reset.output.strip().splitlines()[-1].startswith("0 new alert(s)")  # re-read all, filed nothing twice
+    off = run(main, ["alerts", "configure", "suspicious_sending", "--disable", "--threshold", "messages_per_hour=80",
+                     *base])
+    assert off.exit_code == 0 and "disabled" in off.output and "messages_per_hour=80" in off.output
+    listed = run(main, ["alerts", "policies", *base])
+    line = next(x for x in listed.output.splitlines() if x.startswith("suspicious_sending"))
+    assert " off " in line and "messages_per_hour=80" in line
+    bad = run(main, ["alerts", "configure", "suspicious_sending", "--threshold", "nonsense=1", *base])
+    assert bad.exit_code == 2 and "has no threshold nonsense" in bad.output
+    unknown = run(main, ["alerts", "run", "--policy", "no_such_policy", *base])
+    assert unknown.exit_code == 3 and "no alert policy 'no_such_policy'" in unknown.output
+    shown = run(main, ["alerts", "list", "--json", *base])
+    assert shown.exit_code == 0 and len(shown.output.strip().splitlines()) == created

@@ -180,7 +180,7 @@ def alerts_configure(policy_id: str, enabled: bool | None, severity: str | None,
     s = alerting.configure(store, policy_id, acting_user(), enabled=enabled, severity=severity, thresholds=values)
     click.echo(f"{policy_id}: {'enabled' if s.enabled else 'disabled'}"
                + (f", severity {s.severity.value}" if s.severity else "")
-               + "".join(f", {k}={v:g}" for k, v in s.thresholds))
+               + "".join(f", {k}={v:g}" for k, v in sorted(s.thresholds.items())))
 
 
 # --------------------------------------------------------------------------- incidents

@@ -63,8 +63,8 @@ def settings(store: Store) -> dict[str, pol.PolicySettings]:
     for p in pol.load_policies():
         r = rows.get(p.id)
         out[p.id] = (pol.PolicySettings(enabled=r.enabled, severity=Severity(r.severity) if r.severity else None,
-                                        thresholds=tuple(sorted(json.loads(r.thresholds).items())))
-                     if r else pol.PolicySettings())
+                                        thresholds=json.loads(r.thresholds))
+                     if r else pol.PolicySettings(enabled=p.enabled))
     return out
 
 
@@ -91,7 +91,7 @@ def configure(store: Store, policy_id: str, actor: str, *, enabled: bool | None 
     merged = dict(current.thresholds) | {k: float(v) for k, v in (thresholds or {}).items()}
     new = pol.PolicySettings(enabled=current.enabled if enabled is None else enabled,
                              severity=severity if severity is not None else current.severity,
-                             thresholds=tuple(sorted(merged.items())))
+                             thresholds=merged)
 
     def do(conn: sa.Connection) -> None:
         values = dict(enabled=new.enabled, severity=new.severity.value if new.severity else None,
