@@ -107,10 +107,7 @@ class IncidentService:
 
     def get(self, incident_id: int) -> Incident:
         with self.store.read() as conn:
-            return self._follow(conn, incident_id)
-
-    def _follow(self, conn: sa.Connection, incident_id: int) -> Incident:
-        return repo.get_incident(conn, incident_id)
+            return repo.get_incident(conn, incident_id)
 
     def list(self, f: IncidentFilter | None = None) -> list[Incident]:
         with self.store.read() as conn:
