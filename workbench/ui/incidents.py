@@ -143,10 +143,13 @@ class IncidentPanel(_Panel):
         self.html_button = w.Button(description="HTML report", icon="download")
         self.md_button = w.Button(description="Markdown report", icon="download")
         self.download = w.HTML()
-        sections = w.Tab(children=[self.alerts, w.VBox([self.evidence, self.take_action]), self.timeline,
-                                   w.VBox([self.comments, w.HBox([self.comment_text, self.comment_button])]),
+        self.investigations = w.HTML('<div class="wb-empty">Automated investigations of this incident appear here '
+                                     "once automated investigation and response is set up for this tenant.</div>")
+        sections = w.Tab(children=[self.alerts, w.VBox([self.evidence, self.take_action]), self.investigations,
+                                   self.timeline, w.VBox([self.comments, w.HBox([self.comment_text, self.comment_button])]),
                                    self.history])
-        for i, title in enumerate(["Alerts", "Evidence and response", "Timeline", "Comments", "History"]):
+        for i, title in enumerate(["Alerts", "Evidence and response", "Investigations", "Timeline", "Comments",
+                                   "History"]):
             sections.set_title(i, title)
         self.sections = sections
         self.children = [
