@@ -1,0 +1,1 @@
+"""Automated investigation and response: clusters, analyzers, investigations, proposed actions."""
