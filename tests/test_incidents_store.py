@@ -59,6 +59,23 @@ def test_migrations_run_once_and_refuse_a_newer_database(db_url):
     store.dispose()
 
 
+def test_an_older_database_is_migrated_forward_keeping_its_data(db_url, monkeypatch):
+    monkeypatch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:1])
+    monkeypatch.setattr(migrations, "LATEST", 1)
+    old = open_store(url=db_url)
+    IncidentService(old, "ana").create("from release 1")
+    old.dispose()
+    monkeypatch.undo()
+    assert migrations.LATEST >= 2
+    store = open_store(url=db_url)
+    assert store.version() == migrations.LATEST
+    with store.read() as conn:
+        assert sa.inspect(conn).has_table("investigations")
+        assert [r.version for r in conn.execute(sa.select(t.schema_version))] == list(range(1, migrations.LATEST + 1))
+    assert [i.name for i in IncidentService(store, "ana").list()] == ["from release 1"]
+    store.dispose()
+
+
 def test_sqlite_runs_in_wal_with_foreign_keys(tmp_path):
     store = open_store(url=f"sqlite:///{tmp_path / 'wb.sqlite'}")
     with store.read() as conn:

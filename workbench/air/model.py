@@ -36,6 +36,21 @@ class InvestigationStatus(StrEnum):
                             InvestigationStatus.PENDING_ACTION, InvestigationStatus.QUEUED_BY_THROTTLING)
 
 
+class ActionType(StrEnum):
+    """What a playbook may propose (§4.5); the action center carries them out after approval."""
+
+    SOFT_DELETE_EMAIL = "softDeleteEmail"
+    SOFT_DELETE_CLUSTER = "softDeleteCluster"
+    BLOCK_URL = "blockUrl"
+    BLOCK_SENDER = "blockSender"
+    BLOCK_DOMAIN = "blockDomain"
+    REMOVE_FORWARDING_RULE = "removeForwardingRule"
+    REMOVE_INBOX_RULE = "removeInboxRule"
+    REMOVE_DELEGATION = "removeDelegation"
+    RESET_PASSWORD = "resetPassword"
+    DISABLE_USER = "disableUser"
+
+
 class ClusterKind(StrEnum):
     """Similarity clusters share a sender value or content; indicator clusters a malicious
     URL or file (§4.3)."""

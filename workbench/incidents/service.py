@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from workbench.errors import ConflictError, InputError, NotFound
 from workbench.incidents import correlate, repo
@@ -34,7 +33,7 @@ from workbench.incidents.model import (
     Evidence, Incident, IncidentStatus, RemediationStatus, Severity, Verdict,
 )
 from workbench.incidents.repo import IncidentFilter, IncidentPage
-from workbench.store import Store
+from workbench.store import Store, insert_ignore
 from workbench.store import tables as t
 
 MAX_COMMENT = 30_000  # characters, as Graph's alertComment
@@ -50,15 +49,6 @@ _ALLOWED = {  # status -> statuses an analyst may set (redirected only by mergin
 def alert_id_for(dedup_key: str) -> str:
     """Stable alert id: the same finding gets the same id on every database."""
     return "wb" + hashlib.sha256(dedup_key.encode()).hexdigest()[:18]
-
-
-def _insert_ignore(conn: sa.Connection, table: sa.Table, rows: list[dict], *keys: str) -> int:
-    if not rows:
-        return 0
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    stmt = dialect.insert(table).on_conflict_do_nothing(index_elements=list(keys) or None)
-    # rows actually inserted (rowcount is unreliable for executemany on some drivers)
-    return len(conn.execute(stmt.returning(*table.primary_key.columns), rows).all())
 
 
 def _human(category: str) -> str:
@@ -223,7 +213,7 @@ class IncidentService:
             rows.append(dict(incident_id=incident_id, kind=kind, value=value[:1000], display="",
                              verdict=verdict.value, remediation=RemediationStatus.NONE.value, source=source,
                              added=now, added_by=self.actor))
-        added = _insert_ignore(conn, t.evidence, rows, "incident_id", "kind", "value")
+        added = insert_ignore(conn, t.evidence, rows, "incident_id", "kind", "value")
         return added
 
     # ------------------------------------------------------------------ alerts
@@ -246,7 +236,7 @@ class IncidentService:
 
     def _add_alert(self, conn: sa.Connection, d: AlertDraft, correlate_it: bool) -> tuple[str, int | None, bool] | None:
         alert_id, now = alert_id_for(d.dedup_key), self._clock()
-        inserted = _insert_ignore(conn, t.alerts, [dict(
+        inserted = insert_ignore(conn, t.alerts, [dict(
             id=alert_id, dedup_key=d.dedup_key[:400], policy_id=d.policy_id, title=d.title[:1000],
             description=d.description, severity=Severity(d.severity).value, category=d.category,
             status=AlertStatus.NEW.value, classification=Classification.UNKNOWN.value,
@@ -257,7 +247,7 @@ class IncidentService:
             last_activity=d.last_activity, last_update=now, resolved_at=None, incident_id=None)], "dedup_key")
         if not inserted:
             return None
-        _insert_ignore(conn, t.alert_entities, [
+        insert_ignore(conn, t.alert_entities, [
             dict(alert_id=alert_id, kind=e.kind.value, value=e.value[:1000], role=e.role[:40])
             for e in dict.fromkeys(d.entities)], "alert_id", "kind", "value", "role")
         if not correlate_it:
@@ -483,7 +473,7 @@ class IncidentService:
             raise InputError("no tag given")
         def do(conn: sa.Connection) -> None:
             self._open_row(conn, incident_id)
-            n = _insert_ignore(conn, t.incident_tags, [dict(incident_id=incident_id, tag=tg, system=system)
+            n = insert_ignore(conn, t.incident_tags, [dict(incident_id=incident_id, tag=tg, system=system)
                                                        for tg in clean], "incident_id", "tag")
             if n:
                 self._log(conn, incident_id, "tags_added", "", ", ".join(clean))
@@ -535,14 +525,14 @@ class IncidentService:
         for other in others:
             moved = conn.execute(t.alerts.update().where(t.alerts.c.incident_id == other)
                                  .values(incident_id=into)).rowcount
-            _insert_ignore(conn, t.evidence, [dict(
+            insert_ignore(conn, t.evidence, [dict(
                 incident_id=into, kind=ev.entity.kind.value, value=ev.entity.value, display=ev.display,
                 verdict=ev.verdict.value, remediation=ev.remediation.value, source=ev.source,
                 added=ev.added, added_by=ev.added_by) for ev in repo.evidence_of(conn, other)],
                 "incident_id", "kind", "value")
             tags = conn.execute(sa.select(t.incident_tags.c.tag, t.incident_tags.c.system)
                                 .where(t.incident_tags.c.incident_id == other)).all()
-            _insert_ignore(conn, t.incident_tags, [dict(incident_id=into, tag=tg, system=s) for tg, s in tags],
+            insert_ignore(conn, t.incident_tags, [dict(incident_id=into, tag=tg, system=s) for tg, s in tags],
                            "incident_id", "tag")
             conn.execute(t.comments.update().where(t.comments.c.incident_id == other).values(incident_id=into))
             conn.execute(t.incidents.update().where(t.incidents.c.id == other).values(

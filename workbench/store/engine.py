@@ -10,7 +10,7 @@ serialization failure), so callers write each change as one function.
 >>> import tempfile, pathlib
 >>> store = open_store(url=f"sqlite:///{pathlib.Path(tempfile.mkdtemp()) / 'wb.sqlite'}")
 >>> store.version()
-1
+2
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
 
 from workbench.errors import InputError, StorageError
@@ -99,6 +100,16 @@ class Store:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def insert_ignore(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]], *keys: str) -> int:
+    """Insert *rows*, skipping those that conflict on the unique *keys*; returns how many went in
+    (counted from RETURNING: rowcount is unreliable for executemany on some drivers)."""
+    if not rows:
+        return 0
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(table).on_conflict_do_nothing(index_elements=list(keys) or None)
+    return len(conn.execute(stmt.returning(*table.primary_key.columns), rows).all())
 
 
 def _transient(exc: DBAPIError) -> bool:

@@ -39,8 +39,14 @@ def _v1(conn: sa.Connection) -> None:
     ])
 
 
+def _v2(conn: sa.Connection) -> None:
+    t.metadata.create_all(conn, tables=[t.investigations, t.investigation_evidence, t.investigation_clusters,
+                                        t.proposed_actions, t.analyzer_log])
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "alerts, incidents, evidence, comments, activity log, policy settings and watermarks", _v1),
+    Migration(2, "automated investigations: runs, evidence, clusters, proposed actions, analyzer log", _v2),
 )
 LATEST = MIGRATIONS[-1].version
 

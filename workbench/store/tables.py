@@ -173,3 +173,74 @@ saved_filters = sa.Table(
     _now_column("created"),
     sa.UniqueConstraint("owner", "name", name="uq_saved_filter_name"),
 )
+
+
+# ---------------------------------------------------------------- automated investigations (migration 2)
+
+investigations = sa.Table(
+    "investigations", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(1000), nullable=False),
+    sa.Column("playbook", sa.String(80), nullable=False),
+    sa.Column("playbook_version", sa.String(64), nullable=False, default=""),  # hash of the notebook
+    sa.Column("status", sa.String(40), nullable=False),
+    sa.Column("alert_id", sa.String(40), sa.ForeignKey("alerts.id")),
+    sa.Column("incident_id", sa.Integer, sa.ForeignKey("incidents.id")),
+    sa.Column("started_by", sa.String(200), nullable=False),
+    sa.Column("parameters", sa.Text, nullable=False, default="{}"),  # JSON
+    sa.Column("notebook", sa.String(1000), nullable=False, default=""),  # the executed notebook, kept as the record
+    sa.Column("retry_of", sa.Integer, sa.ForeignKey("investigations.id")),
+    sa.Column("error", sa.Text, nullable=False, default=""),
+    _now_column("created"),
+    sa.Column("started", UTCDateTime()),
+    sa.Column("ended", UTCDateTime()),
+    sa.Index("ix_investigations_alert", "alert_id"),
+)
+
+investigation_evidence = sa.Table(
+    "investigation_evidence", metadata,
+    sa.Column("investigation_id", sa.Integer, sa.ForeignKey("investigations.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("kind", sa.String(20), primary_key=True),
+    sa.Column("value", sa.String(1000), primary_key=True),
+    sa.Column("verdict", sa.String(20), nullable=False),
+    sa.Column("remediation", sa.String(20), nullable=False),
+    sa.Column("analyzer", sa.String(80), nullable=False),
+    sa.Column("details", sa.Text, nullable=False, default=""),
+)
+
+investigation_clusters = sa.Table(
+    "investigation_clusters", metadata,
+    sa.Column("investigation_id", sa.Integer, sa.ForeignKey("investigations.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("kind", sa.String(20), primary_key=True),
+    sa.Column("value", sa.String(1000), primary_key=True),
+    sa.Column("query", sa.Text, nullable=False),  # JSON of the Explorer query that defines the cluster
+    sa.Column("counts", sa.Text, nullable=False),  # JSON of ClusterCounts, frozen at investigation time
+    sa.Column("verdict", sa.String(20), nullable=False),
+    sa.Column("volume_anomaly", sa.Boolean, nullable=False, default=False),
+)
+
+proposed_actions = sa.Table(
+    "proposed_actions", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("investigation_id", sa.Integer, sa.ForeignKey("investigations.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("action", sa.String(40), nullable=False),
+    sa.Column("target_kind", sa.String(20), nullable=False),
+    sa.Column("target", sa.String(1000), nullable=False),
+    sa.Column("messages", sa.Text, nullable=False, default="[]"),  # JSON [(NetworkMessageId, recipient)] for email actions
+    sa.Column("reason", sa.Text, nullable=False, default=""),
+    sa.Column("status", sa.String(20), nullable=False),
+    _now_column("created"),
+    sa.UniqueConstraint("investigation_id", "action", "target_kind", "target", name="uq_proposed_action"),
+)
+
+analyzer_log = sa.Table(
+    "analyzer_log", metadata,
+    sa.Column("investigation_id", sa.Integer, sa.ForeignKey("investigations.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("analyzer", sa.String(80), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),  # ok, failed, skipped
+    _now_column("started"),
+    sa.Column("seconds", sa.Float, nullable=False),
+    sa.Column("summary", sa.Text, nullable=False, default=""),
+    sa.Column("error", sa.Text, nullable=False, default=""),
+)
