@@ -91,6 +91,26 @@ def _worst(verdicts: Sequence[Verdict], seen: bool) -> Verdict:
     return Verdict.NO_THREATS_FOUND if seen else Verdict.UNKNOWN
 
 
+def message_verdicts(lake: Lake, messages: Sequence[str], start: datetime | None, end: datetime | None) -> dict[str, Verdict]:
+    """Each message's own latest verdict: malware or high-confidence phish (at delivery or by
+    ZAP) is malicious, other phish or spam suspicious, none no threats found."""
+    mail, zap = pl.collect_all([
+        lake.scan("EmailEvents", start, end, columns=["NetworkMessageId", "ThreatTypes", "ConfidenceLevel"])
+        .filter(_ids(messages)),
+        lake.scan("EmailPostDeliveryEvents", start, None, columns=["NetworkMessageId", "ThreatTypes"]).filter(_ids(messages)),
+    ])
+    out = {m: Verdict.NO_THREATS_FOUND for m in mail["NetworkMessageId"].unique()}
+    threats = mail["ThreatTypes"].fill_null("")
+    high = mail["ConfidenceLevel"].fill_null("").str.contains('"Phish":"High"', literal=True)
+    for nmid, t, hc in zip(mail["NetworkMessageId"], threats, high):
+        v = Verdict.MALICIOUS if "Malware" in t or ("Phish" in t and hc) else Verdict.SUSPICIOUS if t else out[nmid]
+        out[nmid] = _worst([out[nmid], v], True)
+    for nmid, t in zap.select("NetworkMessageId", pl.col("ThreatTypes").fill_null("")).iter_rows():
+        if "Malware" in t or "Phish" in t:
+            out[nmid] = Verdict.MALICIOUS  # removed after delivery: the service judged it malicious later
+    return out
+
+
 @dataclass(frozen=True)
 class UrlReputation:
     verdicts: tuple[tuple[str, Verdict], ...]  # URL -> verdict

@@ -1,0 +1,55 @@
+"""Every playbook: exactly one typed, documented `parameters` cell (papermill.inspect_notebook),
+and each executed by papermill against the small tenant, its run recorded in the store."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nbformat
+import papermill
+import pytest
+
+from workbench.air import records
+from workbench.air.model import InvestigationStatus
+from workbench.air.playbook import PLAYBOOKS_DIR, frames, version_of
+from workbench.store import open_store
+
+PLAYBOOKS = sorted(PLAYBOOKS_DIR.glob("*.ipynb"))
+
+
+def test_there_are_playbooks():
+    assert PLAYBOOKS, f"no playbook in {PLAYBOOKS_DIR}"
+
+
+@pytest.mark.parametrize("path", PLAYBOOKS, ids=lambda p: p.stem)
+def test_one_typed_documented_parameters_cell(path: Path):
+    nb = nbformat.read(path, as_version=4)
+    tagged = [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+    assert len(tagged) == 1, f"{path.name}: {len(tagged)} cells tagged parameters, want exactly one"
+    params = papermill.inspect_notebook(str(path))
+    assert params, f"{path.name}: the parameters cell declares nothing"
+    for name, p in params.items():
+        assert p["inferred_type_name"] not in (None, "None"), f"{path.name}: parameter {name} has no type"
+        assert p["help"].strip(), f"{path.name}: parameter {name} has no help comment"
+    assert {"tenant", "db_url"} <= set(params), f"{path.name}: every playbook takes tenant and db_url"
+
+
+def test_manual_email_investigation_runs_under_papermill(small_tenant, tmp_path):
+    stories = {s["id"]: s for s in json.loads((small_tenant.root / "scenarios.json").read_text())["stories"]}
+    nmid = stories["credential-phish-campaign"]["messages"][0]["NetworkMessageId"]
+    db = f"sqlite:///{tmp_path / 'wb.sqlite'}"
+    out = tmp_path / "run.ipynb"
+    papermill.execute_notebook(str(PLAYBOOKS_DIR / "manual_email_investigation.ipynb"), str(out),
+                               parameters={"tenant": str(small_tenant.root), "messages": [nmid], "db_url": db,
+                                           "started_by": "scheduler", "record_notebook": str(out)},
+                               progress_bar=False, kernel_name="python3")
+    store = open_store(url=db)
+    rec = records.load(store, 1)
+    assert rec.investigation.status is InvestigationStatus.PENDING_ACTION
+    assert rec.investigation.started_by == "scheduler" and rec.investigation.notebook == str(out)
+    assert rec.investigation.playbook_version == version_of("manual_email_investigation")
+    text = out.read_text()
+    assert "blockUrl" in text and "### Actions" in text  # the notebook shows what the record holds
+    assert set(frames(rec)) == {"summary", "log", "evidence", "clusters", "actions"}
+    store.dispose()

@@ -1,0 +1,116 @@
+"""The email investigation every email playbook runs (mdo-reference §4.2): root investigation
+of the messages' indicators, reputation of their URLs and files, hunting for similar mail
+(clusters), then proposed remediation. It only proposes: nothing is moved or deleted here.
+
+Proposals never reach beyond malicious mail: a cluster soft delete lists only the copies of
+a malicious *indicator* cluster (every copy carries the malicious URL or file) that are still
+in a mailbox; similarity clusters (same sender, same subject) are evidence for the analyst,
+never a delete list, since a compromised supplier's domain also sends good mail.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import polars as pl
+
+from workbench.air import records
+from workbench.air.analyzers_mail import (
+    email_indicators, file_reputation, message_verdicts, missed_malware, url_reputation,
+)
+from workbench.air.clusters import identify, seed_of
+from workbench.air.engine import Run
+from workbench.air.model import ActionType, InvestigationStatus
+from workbench.air.records import EvidenceItem, Record
+from workbench.errors import InputError
+from workbench.incidents.model import Entity, EntityKind, RemediationStatus, Verdict
+from workbench.lake import Lake
+from workbench.store import Store
+
+WINDOW = timedelta(days=30)  # how far around the messages the analyzers look
+
+
+@dataclass(frozen=True)
+class EmailInvestigation:
+    """What the playbook notebook shows; the same is in the store as the run's record."""
+
+    record: Record
+    malicious_messages: tuple[str, ...]
+
+
+def org_domains(lake: Lake) -> frozenset[str]:
+    """The organisation's domains, from the directory."""
+    ids = lake.scan("IdentityInfo", columns=["EmailAddress"]).collect()["EmailAddress"].drop_nulls()
+    return frozenset(a.rsplit("@", 1)[-1].lower() for a in ids if "@" in a)
+
+
+def investigate_emails(store: Store, lake: Lake, messages: Sequence[str], *, playbook: str, name: str,
+                       started_by: str, alert_id: str | None = None, incident_id: int | None = None,
+                       parameters: dict | None = None, now: datetime | None = None,
+                       playbook_version: str = "", notebook: str = "") -> EmailInvestigation:
+    """Investigate *messages* (NetworkMessageIds) and record the run; returns its record."""
+    messages = list(dict.fromkeys(m.strip() for m in messages if m and m.strip()))
+    if not messages:
+        raise InputError("an email investigation needs at least one NetworkMessageId (-p messages '[\"...\"]')")
+    times = (lake.scan("EmailEvents", columns=["NetworkMessageId", "Timestamp"])
+             .filter(pl.col("NetworkMessageId").is_in(pl.Series(messages, dtype=pl.String).implode()))
+             .select(pl.col("Timestamp").min().alias("first"), pl.col("Timestamp").max().alias("last")).collect())
+    if times["first"][0] is None:
+        raise InputError(f"none of the {len(messages)} message id(s) is in this tenant's EmailEvents; "
+                         "copy them from the Explorer (NetworkMessageId)")
+    anchor = times["last"][0]
+    start, end = times["first"][0] - WINDOW, (now or datetime.now(UTC)) + timedelta(days=1)
+    run = Run.begin(store, playbook, name, started_by=started_by, alert_id=alert_id, incident_id=incident_id,
+                    parameters=parameters or {"messages": messages}, playbook_version=playbook_version)
+    ind = run.step("email_indicators", email_indicators, lake, messages, start, end)
+    own = run.step("email_verdicts", message_verdicts, lake, messages, start, end)
+    urls = run.step("url_reputation", url_reputation, lake, ind.urls, start, end)
+    files = run.step("file_reputation", file_reputation, lake, [sha for sha, _ in ind.files], start, end)
+    bad_urls = [u for u, v in urls.verdicts if v is Verdict.MALICIOUS]
+    bad_files = [f for f, v in files.verdicts if v is Verdict.MALICIOUS]
+    seed = seed_of(lake, messages, org_domains=org_domains(lake), start=start, end=end,
+                   malicious_urls=bad_urls, malicious_files=bad_files)
+    clusters = run.step("mail_cluster_identification", identify, lake, seed, anchor)
+    malicious_ids = sorted(_carrying(lake, bad_urls, bad_files, start, end)
+                           | {m for m, v in own.items() if v is Verdict.MALICIOUS})
+    missed = run.step("missed_malware", missed_malware, lake, malicious_ids, malicious_ids, start, end)
+
+    evidence = [*urls.evidence, *files.evidence]
+    for nmid in messages:
+        verdict = Verdict.MALICIOUS if nmid in malicious_ids else own.get(nmid, Verdict.UNKNOWN)
+        evidence.append(EvidenceItem(Entity.of(EntityKind.EMAIL, nmid), verdict, RemediationStatus.NONE,
+                                     "email_indicators"))
+    records.add_evidence(store, run.id, evidence)
+    records.add_clusters(store, run.id, clusters)
+    for action, kind, target, reason in urls.proposals:
+        records.propose(store, run.id, action, kind, target, reason=reason)
+    for c in clusters:
+        if c.kind.indicator and c.verdict is Verdict.MALICIOUS and c.in_mailbox:
+            records.propose(store, run.id, ActionType.SOFT_DELETE_CLUSTER, EntityKind.CLUSTER, c.name,
+                            messages=c.in_mailbox, reason=f"every copy carries the malicious {c.kind.value} {c.value}")
+    if missed.copies:
+        records.propose(store, run.id, ActionType.SOFT_DELETE_EMAIL, EntityKind.EMAIL, f"{len(missed.copies)} copies",
+                        messages=missed.copies, reason="malicious copies still in mailboxes")
+    rec = records.load(store, run.id)
+    suspicious = any(e.verdict in (Verdict.MALICIOUS, Verdict.SUSPICIOUS) for e in rec.evidence) or any(
+        c.verdict in (Verdict.MALICIOUS, Verdict.SUSPICIOUS) for c in rec.clusters if c.kind.indicator)
+    status = (InvestigationStatus.PENDING_ACTION if rec.actions else
+              InvestigationStatus.PARTIALLY_INVESTIGATED if suspicious else InvestigationStatus.NO_THREATS_FOUND)
+    run.finish(status, notebook=notebook)
+    return EmailInvestigation(records.load(store, run.id), tuple(malicious_ids))
+
+
+def _carrying(lake: Lake, urls: Sequence[str], files: Sequence[str], start: datetime, end: datetime) -> set[str]:
+    """Ids of messages carrying any of the malicious URLs or files."""
+    found: set[str] = set()
+    if urls:
+        found |= set(lake.scan("EmailUrlInfo", start, end, columns=["NetworkMessageId", "Url"])
+                     .filter(pl.col("Url").is_in(pl.Series(list(urls), dtype=pl.String).implode()))
+                     .collect()["NetworkMessageId"])
+    if files:
+        found |= set(lake.scan("EmailAttachmentInfo", start, end, columns=["NetworkMessageId", "SHA256"])
+                     .filter(pl.col("SHA256").str.to_lowercase().is_in(pl.Series(list(files), dtype=pl.String).implode()))
+                     .collect()["NetworkMessageId"])
+    return found
