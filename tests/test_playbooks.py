@@ -53,3 +53,25 @@ def test_manual_email_investigation_runs_under_papermill(small_tenant, tmp_path)
     assert "blockUrl" in text and "### Actions" in text  # the notebook shows what the record holds
     assert set(frames(rec)) == {"summary", "log", "evidence", "clusters", "actions"}
     store.dispose()
+
+
+def test_air_commands_run_a_playbook_and_show_its_record(small_tenant, tmp_path):
+    from click.testing import CliRunner
+
+    from workbench.cli import main
+
+    stories = {s["id"]: s for s in json.loads((small_tenant.root / "scenarios.json").read_text())["stories"]}
+    nmid = stories["malware-campaign"]["messages"][0]["NetworkMessageId"]
+    base = ["--tenant", str(small_tenant.root), "--db", f"sqlite:///{tmp_path / 'wb.sqlite'}"]
+    run = CliRunner().invoke
+    done = run(main, ["air", "run", "manual_email_investigation", "-p", "messages", json.dumps([nmid]), *base])
+    assert done.exit_code == 0, done.output
+    assert "investigation 1: " in done.output and "/investigations/manual_email_investigation-" in done.output
+    shown = run(main, ["air", "show", "1", *base])
+    assert shown.exit_code == 0 and "file_reputation" in shown.output and "malicious" in shown.output
+    assert run(main, ["air", "list", *base]).output.count("manual_email_investigation") == 1
+    missing = run(main, ["air", "run", "nope", *base])
+    assert missing.exit_code == 3 and "playbooks: manual_email_investigation" in missing.output
+    bad = run(main, ["air", "run", "manual_email_investigation", "-p", "bogus", "1", *base])
+    assert bad.exit_code == 2 and "has no parameter 'bogus'" in bad.output
+    assert run(main, ["air", "show", "99", *base]).exit_code == 3

@@ -406,10 +406,11 @@ def lake_retention(
 
 
 def _register() -> None:
-    from workbench.cli_incidents import alerts, incidents
+    from workbench.cli_incidents import air, alerts, incidents
 
     main.add_command(alerts)
     main.add_command(incidents)
+    main.add_command(air)
 
 
 _register()

@@ -310,3 +310,105 @@ def incidents_merge(into: int, others: tuple[int, ...], home: Path | None, tenan
     _, store = _open(home, tenant_name, db_url)
     i = _service(store).merge(list(others), into)
     click.echo(f"incident {i.id} now has {i.alert_count} alert(s); merged {', '.join(map(str, others))}")
+
+
+# --------------------------------------------------------------------------- air
+
+
+@click.group()
+def air() -> None:
+    """Automated investigation: run playbooks (papermill) and read their records."""
+
+
+@air.command("run")
+@click.argument("playbook")
+@click.option("-p", "--parameter", "parameters", nargs=2, multiple=True, metavar="NAME VALUE",
+              help="A playbook parameter (repeatable); VALUE is YAML, e.g. -p messages '[\"id1\", \"id2\"]'.")
+@home_option
+@tenant_option
+@db_option
+@friendly_errors
+def air_run(playbook: str, parameters: tuple[tuple[str, str], ...], home: Path | None, tenant_name: str,
+            db_url: str | None) -> None:
+    """Run PLAYBOOK headless; the executed notebook is kept in <tenant>/investigations/."""
+    from datetime import UTC, datetime
+
+    import papermill
+    import sqlalchemy as sa
+    import yaml
+
+    from workbench import tenant as tenants
+    from workbench.air.playbook import PLAYBOOKS_DIR
+    from workbench.errors import InputError, NotFound
+    from workbench.store import open_store
+    from workbench.store import tables as t
+
+    path = PLAYBOOKS_DIR / f"{playbook}.ipynb"
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in PLAYBOOKS_DIR.glob("*.ipynb"))) or "none"
+        raise NotFound(f"no playbook {playbook!r}; playbooks: {known}")
+    declared = papermill.inspect_notebook(str(path))
+    values: dict[str, Any] = {}
+    for name, text in parameters:
+        if name not in declared:
+            raise InputError(f"playbook {playbook} has no parameter {name!r}; its parameters: {', '.join(declared)}")
+        try:
+            values[name] = yaml.safe_load(text)
+        except yaml.YAMLError:
+            raise InputError(f"-p {name} {text!r} is not valid YAML; quote strings and write lists as '[\"a\", \"b\"]'") from None
+    tenant = tenants.open_tenant(tenant_name, base=home)
+    store = open_store(tenant, db_url)  # fail here, before a kernel starts, when the database is unreachable
+    out = tenant.root / "investigations" / f"{playbook}-{datetime.now(UTC):%Y%m%dT%H%M%S%f}.ipynb"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    values.setdefault("tenant", str(tenant.root))
+    if db_url:
+        values.setdefault("db_url", db_url)
+    values["record_notebook"] = str(out)
+    try:
+        papermill.execute_notebook(str(path), str(out), parameters=values, progress_bar=True, kernel_name="python3")
+    except papermill.PapermillExecutionError as exc:
+        raise InputError(f"playbook {playbook} failed in cell {exc.cell_index}: {exc.ename}: {exc.evalue}; "
+                         f"the executed notebook is {out}") from None
+    with store.read() as conn:
+        row = conn.execute(sa.select(t.investigations).where(t.investigations.c.notebook == str(out))).first()
+    if row is None:
+        raise InputError(f"playbook {playbook} ran but recorded no investigation; see {out}")
+    click.echo(f"investigation {row.id}: {row.status} ({row.name}); notebook {out}")
+
+
+@air.command("list")
+@click.option("--limit", type=int, default=50, show_default=True)
+@home_option
+@tenant_option
+@db_option
+@friendly_errors
+def air_list(limit: int, home: Path | None, tenant_name: str, db_url: str | None) -> None:
+    """Recent investigations, newest first."""
+    import sqlalchemy as sa
+
+    from workbench.store import tables as t
+
+    _, store = _open(home, tenant_name, db_url)
+    with store.read() as conn:
+        rows = conn.execute(sa.select(t.investigations).order_by(t.investigations.c.id.desc()).limit(limit)).all()
+    click.echo(_table([[r.id, r.status, r.playbook, r.started_by, _when(r.started), r.name] for r in rows],
+                      ["id", "status", "playbook", "started by", "started", "name"]))
+
+
+@air.command("show")
+@click.argument("investigation_id", type=int)
+@home_option
+@tenant_option
+@db_option
+@friendly_errors
+def air_show(investigation_id: int, home: Path | None, tenant_name: str, db_url: str | None) -> None:
+    """One investigation's record: summary, analyzer log, evidence, clusters, proposed actions."""
+    import polars as pl
+
+    from workbench.air import records
+    from workbench.air.playbook import frames
+
+    _, store = _open(home, tenant_name, db_url)
+    with pl.Config(tbl_rows=100, fmt_str_lengths=80, tbl_width_chars=180, tbl_hide_dataframe_shape=True):
+        for title, frame in frames(records.load(store, investigation_id)).items():
+            click.echo(f"\n{title}\n{frame}")
