@@ -47,7 +47,8 @@ def test_a_campaign_message_is_investigated_and_only_malicious_mail_is_proposed(
     result = investigate_emails(store, lake, [nmid], playbook="manual_email", name="Investigate", started_by="ana")
     rec = result.record
     assert nmid in result.malicious_messages
-    assert [x.analyzer for x in rec.log] == ["email_indicators", "email_verdicts", "url_reputation", "file_reputation",
+    assert [x.analyzer for x in rec.log] == ["simulation_check", "email_indicators", "email_verdicts", "url_reputation",
+                                             "file_reputation",
                                              "mail_cluster_identification", "missed_malware"]
     assert all(x.status == "ok" for x in rec.log)
     assert any(a.action is ActionType.BLOCK_URL and a.target in campaign["urls"] for a in rec.actions)
@@ -60,6 +61,18 @@ def test_a_campaign_message_is_investigated_and_only_malicious_mail_is_proposed(
 def test_clean_mail_ends_with_no_threats_found(store, lake):
     clean = sorted(benign_ids(lake))[:2]
     rec = investigate_emails(store, lake, clean, playbook="manual_email", name="Clean", started_by="ana").record
+    assert rec.investigation.status is InvestigationStatus.NO_THREATS_FOUND and rec.actions == ()
+
+
+def test_reported_simulations_and_clean_reports_end_with_no_threats(store, lake, stories):
+    reports = stories["user-reports"]
+    sims = sorted({r["NetworkMessageId"] for r in reports["simulation_reports"]})
+    result = investigate_emails(store, lake, sims, playbook="user_reported_phish", name="sim", started_by="ana")
+    assert set(result.simulations) == set(sims) and result.record.actions == ()
+    assert result.record.investigation.status is InvestigationStatus.NO_THREATS_FOUND
+    assert {e.details for e in result.record.evidence} == {"authorised phishing simulation"}
+    clean = sorted({r["NetworkMessageId"] for r in reports["clean_reports"]})
+    rec = investigate_emails(store, lake, clean, playbook="user_reported_phish", name="clean", started_by="ana").record
     assert rec.investigation.status is InvestigationStatus.NO_THREATS_FOUND and rec.actions == ()
 
 

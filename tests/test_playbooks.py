@@ -71,7 +71,48 @@ def test_air_commands_run_a_playbook_and_show_its_record(small_tenant, tmp_path)
     assert shown.exit_code == 0 and "file_reputation" in shown.output and "malicious" in shown.output
     assert run(main, ["air", "list", *base]).output.count("manual_email_investigation") == 1
     missing = run(main, ["air", "run", "nope", *base])
-    assert missing.exit_code == 3 and "playbooks: manual_email_investigation" in missing.output
+    assert missing.exit_code == 3 and "manual_email_investigation, phish_zap" in missing.output
     bad = run(main, ["air", "run", "manual_email_investigation", "-p", "bogus", "1", *base])
     assert bad.exit_code == 2 and "has no parameter 'bogus'" in bad.output
     assert run(main, ["air", "show", "99", *base]).exit_code == 3
+
+
+@pytest.fixture(scope="module")
+def alerted(small_tenant, tmp_path_factory):
+    """The small tenant's alerts, filed in a store of their own."""
+    from workbench.incidents import alerting
+    from workbench.incidents.service import IncidentService
+    from workbench.lake import Lake
+
+    db = f"sqlite:///{tmp_path_factory.mktemp('alerted') / 'wb.sqlite'}"
+    store = open_store(url=db)
+    alerting.run(store, Lake.for_tenant(small_tenant))
+    alerts = IncidentService(store, "test").alerts()
+    store.dispose()
+    return db, alerts
+
+
+@pytest.mark.parametrize("policy", ["user_reported_message", "malicious_url_click", "zap_malicious_file", "zap_phish_url"])
+def test_alert_playbooks_investigate_the_alerts_messages(policy, alerted, small_tenant, tmp_path):
+    from workbench.air.playbook import PLAYBOOK_FOR_POLICY
+
+    db, alerts = alerted
+    alert = next(a for a in alerts if a.policy_id == policy)
+    playbook = PLAYBOOK_FOR_POLICY[policy]
+    out = tmp_path / "run.ipynb"
+    papermill.execute_notebook(str(PLAYBOOKS_DIR / f"{playbook}.ipynb"), str(out),
+                               parameters={"tenant": str(small_tenant.root), "alert_id": alert.id, "db_url": db,
+                                           "record_notebook": str(out)}, progress_bar=False, kernel_name="python3")
+    store = open_store(url=db)
+    import sqlalchemy as sa
+
+    from workbench.store import tables as t
+    with store.read() as conn:
+        row = conn.execute(sa.select(t.investigations).where(t.investigations.c.notebook == str(out))).one()
+    rec = records.load(store, row.id)
+    assert rec.investigation.alert_id == alert.id and rec.investigation.playbook == playbook
+    emails = {e.value.split("|")[0] for e in alert.entities if e.kind.value == "email"}
+    assert emails <= {e.entity.value for e in rec.evidence if e.entity.kind.value == "email"}
+    assert rec.investigation.status not in (InvestigationStatus.RUNNING, InvestigationStatus.FAILED)
+    assert all(x.status == "ok" for x in rec.log)
+    store.dispose()

@@ -20,6 +20,7 @@ import polars as pl
 from workbench.air.clusters import IN_MAILBOX
 from workbench.air.model import ActionType
 from workbench.air.records import EvidenceItem
+from workbench.detect.policies.mail import SIMULATION_POLICY
 from workbench.incidents.model import Entity, EntityKind, RemediationStatus, Verdict
 from workbench.lake import Lake
 
@@ -89,6 +90,15 @@ def _worst(verdicts: Sequence[Verdict], seen: bool) -> Verdict:
         if v in verdicts:
             return v
     return Verdict.NO_THREATS_FOUND if seen else Verdict.UNKNOWN
+
+
+def simulations(lake: Lake, messages: Sequence[str], start: datetime | None, end: datetime | None) -> frozenset[str]:
+    """The messages delivered as an authorised phishing simulation (an advanced delivery
+    policy at the organisation level): not threats, never remediated."""
+    rows = (lake.scan("EmailEvents", start, end, columns=["NetworkMessageId", "OrgLevelPolicy"])
+            .filter(_ids(messages) & pl.col("OrgLevelPolicy").fill_null("").str.contains(f"(?i){SIMULATION_POLICY.pattern}"))
+            .select("NetworkMessageId").unique().collect())
+    return frozenset(rows["NetworkMessageId"])
 
 
 def message_verdicts(lake: Lake, messages: Sequence[str], start: datetime | None, end: datetime | None) -> dict[str, Verdict]:

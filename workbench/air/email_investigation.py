@@ -18,7 +18,7 @@ import polars as pl
 
 from workbench.air import records
 from workbench.air.analyzers_mail import (
-    email_indicators, file_reputation, message_verdicts, missed_malware, url_reputation,
+    email_indicators, file_reputation, message_verdicts, missed_malware, simulations, url_reputation,
 )
 from workbench.air.clusters import identify, seed_of
 from workbench.air.engine import Run
@@ -38,6 +38,7 @@ class EmailInvestigation:
 
     record: Record
     malicious_messages: tuple[str, ...]
+    simulations: tuple[str, ...] = ()
 
 
 def org_domains(lake: Lake) -> frozenset[str]:
@@ -64,21 +65,27 @@ def investigate_emails(store: Store, lake: Lake, messages: Sequence[str], *, pla
     start, end = times["first"][0] - WINDOW, (now or datetime.now(UTC)) + timedelta(days=1)
     run = Run.begin(store, playbook, name, started_by=started_by, alert_id=alert_id, incident_id=incident_id,
                     parameters=parameters or {"messages": messages}, playbook_version=playbook_version)
-    ind = run.step("email_indicators", email_indicators, lake, messages, start, end)
-    own = run.step("email_verdicts", message_verdicts, lake, messages, start, end)
+    sims = run.step("simulation_check", simulations, lake, messages, start, end)
+    real = [m for m in messages if m not in sims]  # authorised simulations are neither threats nor remediated
+    ind = run.step("email_indicators", email_indicators, lake, real, start, end)
+    own = run.step("email_verdicts", message_verdicts, lake, real, start, end)
     urls = run.step("url_reputation", url_reputation, lake, ind.urls, start, end)
     files = run.step("file_reputation", file_reputation, lake, [sha for sha, _ in ind.files], start, end)
     bad_urls = [u for u, v in urls.verdicts if v is Verdict.MALICIOUS]
     bad_files = [f for f, v in files.verdicts if v is Verdict.MALICIOUS]
-    seed = seed_of(lake, messages, org_domains=org_domains(lake), start=start, end=end,
+    seed = seed_of(lake, real, org_domains=org_domains(lake), start=start, end=end,
                    malicious_urls=bad_urls, malicious_files=bad_files)
     clusters = run.step("mail_cluster_identification", identify, lake, seed, anchor)
-    malicious_ids = sorted(_carrying(lake, bad_urls, bad_files, start, end)
-                           | {m for m, v in own.items() if v is Verdict.MALICIOUS})
+    malicious_ids = sorted((_carrying(lake, bad_urls, bad_files, start, end)
+                            | {m for m, v in own.items() if v is Verdict.MALICIOUS}) - sims)
     missed = run.step("missed_malware", missed_malware, lake, malicious_ids, malicious_ids, start, end)
 
     evidence = [*urls.evidence, *files.evidence]
     for nmid in messages:
+        if nmid in sims:
+            evidence.append(EvidenceItem(Entity.of(EntityKind.EMAIL, nmid), Verdict.NO_THREATS_FOUND,
+                                         RemediationStatus.NONE, "simulation_check", "authorised phishing simulation"))
+            continue
         verdict = Verdict.MALICIOUS if nmid in malicious_ids else own.get(nmid, Verdict.UNKNOWN)
         evidence.append(EvidenceItem(Entity.of(EntityKind.EMAIL, nmid), verdict, RemediationStatus.NONE,
                                      "email_indicators"))
@@ -99,7 +106,7 @@ def investigate_emails(store: Store, lake: Lake, messages: Sequence[str], *, pla
     status = (InvestigationStatus.PENDING_ACTION if rec.actions else
               InvestigationStatus.PARTIALLY_INVESTIGATED if suspicious else InvestigationStatus.NO_THREATS_FOUND)
     run.finish(status, notebook=notebook)
-    return EmailInvestigation(records.load(store, run.id), tuple(malicious_ids))
+    return EmailInvestigation(records.load(store, run.id), tuple(malicious_ids), tuple(sorted(sims)))
 
 
 def _carrying(lake: Lake, urls: Sequence[str], files: Sequence[str], start: datetime, end: datetime) -> set[str]:

@@ -17,6 +17,12 @@ from workbench.identity import acting_user
 from workbench.lake import Lake
 
 PLAYBOOKS_DIR = Path(__file__).resolve().parents[2] / "playbooks"
+# which playbook investigates an alert of each policy (mdo-reference §4.1)
+PLAYBOOK_FOR_POLICY = {
+    "user_reported_message": "user_reported_phish", "malicious_url_click": "url_click_verdict_change",
+    "zap_malicious_file": "malware_zap", "zap_malware": "malware_zap", "zap_malicious_url": "phish_zap",
+    "zap_phish_url": "phish_zap", "manual_investigation": "manual_email_investigation",
+}
 
 
 def version_of(playbook: str) -> str:
@@ -34,6 +40,8 @@ def run_email_playbook(playbook: str, *, tenant: str, messages: list[str], alert
     t = open_tenant(tenant or None)
     store = open_store(t, db_url or None)
     try:
+        if not messages and alert_id:
+            messages = messages_of_alert(store, alert_id)
         return investigate_emails(
             store, Lake.for_tenant(t), messages, playbook=playbook,
             name=name or f"{playbook.replace('_', ' ').capitalize()}: {len(messages)} email(s)",
@@ -42,6 +50,19 @@ def run_email_playbook(playbook: str, *, tenant: str, messages: list[str], alert
             playbook_version=version_of(playbook), notebook=record_notebook)
     finally:
         store.dispose()
+
+
+def messages_of_alert(store: Any, alert_id: str) -> list[str]:
+    """The NetworkMessageIds an alert names (its email entities)."""
+    from workbench.errors import InputError
+    from workbench.incidents.model import EntityKind
+    from workbench.incidents.service import IncidentService
+
+    alert = IncidentService(store, "playbook").alert(alert_id)
+    found = sorted({e.value.split("|", 1)[0] for e in alert.entities if e.kind == EntityKind.EMAIL})
+    if not found:
+        raise InputError(f"alert {alert_id} names no email to investigate; pass -p messages '[...]'")
+    return found
 
 
 def frames(record: Record) -> dict[str, pl.DataFrame]:

@@ -30,13 +30,13 @@ from workbench.detect.policies.base import (
 )
 from workbench.incidents.model import AlertDraft, Entity, EntityKind, Severity, Verdict
 
-_SIMULATION = re.compile(r"simulation", re.IGNORECASE)
+SIMULATION_POLICY = re.compile(r"simulation", re.IGNORECASE)
 REPORT_TYPES = ("Phish", "Malware")
 
 
 def _simulation(rows: pl.DataFrame) -> bool:
     """Mail an org-level override delivered as an authorised phishing simulation."""
-    return any(_SIMULATION.search(p or "") for p in rows["OrgLevelPolicy"].to_list())
+    return any(SIMULATION_POLICY.search(p or "") for p in rows["OrgLevelPolicy"].to_list())
 
 
 def _files_and_urls(run: Run, copies: pl.DataFrame, start) -> tuple[pl.DataFrame, dict[str, list[str]]]:
