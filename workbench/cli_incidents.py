@@ -412,3 +412,31 @@ def air_show(investigation_id: int, home: Path | None, tenant_name: str, db_url:
     with pl.Config(tbl_rows=100, fmt_str_lengths=80, tbl_width_chars=180, tbl_hide_dataframe_shape=True):
         for title, frame in frames(records.load(store, investigation_id)).items():
             click.echo(f"\n{title}\n{frame}")
+
+
+@air.command("dispatch")
+@click.option("--concurrency", type=int, default=2, show_default=True, help="Playbook runs at the same time.")
+@click.option("--timeout", type=int, default=600, show_default=True, help="Seconds a cell may run before the run fails.")
+@click.option("--retries", type=int, default=1, show_default=True, help="Retries of a failed run (with backoff).")
+@click.option("--limit", type=int, default=None, help="Start at most this many investigations.")
+@home_option
+@tenant_option
+@db_option
+@friendly_errors
+def air_dispatch(concurrency: int, timeout: int, retries: int, limit: int | None, home: Path | None,
+                 tenant_name: str, db_url: str | None) -> None:
+    """Start the right playbook for every alert that has none yet (safe to run from cron)."""
+    from tqdm import tqdm
+
+    from workbench.air import dispatch
+
+    tenant, store = _open(home, tenant_name, db_url)
+    groups = dispatch.pending(store)
+    with tqdm(total=min(len(groups), limit or len(groups)), unit="investigation", desc="dispatch") as bar:
+        outcomes = dispatch.dispatch(store, dispatch.papermill_runner(tenant, db_url, timeout), concurrency=concurrency,
+                                     retries=retries, limit=limit, progress=lambda _o: bar.update())
+    for o in outcomes:
+        click.echo(f"{o.status:8} {o.group.playbook:28} alerts {len(o.group.alert_ids):3} "
+                   f"investigation {o.investigation_id or '-'} ({o.seconds:.1f} s){' ' + o.error if o.error else ''}")
+    done = sum(o.status == "done" for o in outcomes)
+    click.echo(f"{done} investigation(s) run, {len(outcomes) - done} not; {len(dispatch.pending(store))} group(s) still pending")

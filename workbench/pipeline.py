@@ -39,7 +39,21 @@ def _alerts(tenant: Tenant) -> str:
             f"{len(result.incidents_extended)} extended")
 
 
-STAGES: list[Stage] = [Stage("dashboard", _dashboard_projection), Stage("alerts", _alerts)]
+def _investigations(tenant: Tenant) -> str:
+    from workbench.air import dispatch
+    from workbench.store import open_store
+
+    store = open_store(tenant)
+    try:
+        outcomes = dispatch.dispatch(store, dispatch.papermill_runner(tenant, None, timeout=600), concurrency=2)
+    finally:
+        store.dispose()
+    done = sum(o.status == "done" for o in outcomes)
+    return f"{done} investigation(s) run for new alerts" + (f", {len(outcomes) - done} failed" if len(outcomes) > done else "")
+
+
+STAGES: list[Stage] = [Stage("dashboard", _dashboard_projection), Stage("alerts", _alerts),
+                       Stage("investigations", _investigations)]
 
 
 def run_pipeline(tenant: Tenant, *, progress: bool = False) -> list[str]:

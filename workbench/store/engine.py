@@ -10,7 +10,7 @@ serialization failure), so callers write each change as one function.
 >>> import tempfile, pathlib
 >>> store = open_store(url=f"sqlite:///{pathlib.Path(tempfile.mkdtemp()) / 'wb.sqlite'}")
 >>> store.version()
-2
+3
 """
 
 from __future__ import annotations

@@ -44,9 +44,14 @@ def _v2(conn: sa.Connection) -> None:
                                         t.proposed_actions, t.analyzer_log])
 
 
+def _v3(conn: sa.Connection) -> None:
+    t.metadata.create_all(conn, tables=[t.dispatch_claims])
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "alerts, incidents, evidence, comments, activity log, policy settings and watermarks", _v1),
     Migration(2, "automated investigations: runs, evidence, clusters, proposed actions, analyzer log", _v2),
+    Migration(3, "dispatch claims: which dispatcher started which alert's investigation", _v3),
 )
 LATEST = MIGRATIONS[-1].version
 

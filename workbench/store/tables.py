@@ -244,3 +244,18 @@ analyzer_log = sa.Table(
     sa.Column("summary", sa.Text, nullable=False, default=""),
     sa.Column("error", sa.Text, nullable=False, default=""),
 )
+
+
+# ---------------------------------------------------------------- dispatching (migration 3)
+
+dispatch_claims = sa.Table(
+    "dispatch_claims", metadata,
+    sa.Column("alert_id", sa.String(40), sa.ForeignKey("alerts.id"), primary_key=True),  # one claim per alert, ever
+    sa.Column("playbook", sa.String(80), nullable=False),
+    sa.Column("dispatcher", sa.String(200), nullable=False),  # host:pid that claimed it
+    _now_column("claimed_at"),
+    sa.Column("status", sa.String(20), nullable=False),  # claimed, done, failed
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("investigation_id", sa.Integer, sa.ForeignKey("investigations.id")),
+    sa.Column("error", sa.Text, nullable=False, default=""),
+)
