@@ -199,3 +199,17 @@ def load(store: Store, investigation_id: int) -> Record:
                      for x in conn.execute(sa.select(t.analyzer_log).where(where(t.analyzer_log))
                                            .order_by(t.analyzer_log.c.seq)))
     return Record(inv, evidence, clusters, actions, runs)
+
+
+def of_alerts(store: Store, alert_ids: Sequence[str], incident_id: int | None = None) -> list[Investigation]:
+    """Investigations started for any of *alert_ids* (or for the incident), newest first: the
+    incident page's Investigations tab."""
+    conds = [t.investigations.c.alert_id.in_(list(alert_ids))] if alert_ids else []
+    if incident_id is not None:
+        conds.append(t.investigations.c.incident_id == incident_id)
+    if not conds:
+        return []
+    with store.read() as conn:
+        ids = conn.execute(sa.select(t.investigations.c.id).where(sa.or_(*conds))
+                           .order_by(t.investigations.c.id.desc())).scalars().all()
+    return [load(store, i).investigation for i in ids]

@@ -21,6 +21,7 @@ from urllib.parse import parse_qs
 
 import ipywidgets as w
 
+from workbench.air import records
 from workbench.errors import WorkbenchError
 from workbench.explorer.query import Query
 from workbench.identity import acting_user
@@ -252,6 +253,12 @@ class IncidentPanel(_Panel):
             f'<div class="wb-comment"><b>{esc(c.author)}</b> <span class="wb-note">{esc(_when(c.created))}</span>'
             f'<div style="white-space:pre-wrap">{esc(c.text)}</div></div>' for c in page.comments) or \
             '<div class="wb-empty">No comments yet.</div>'
+        runs = records.of_alerts(self.service.store, [a.id for a in page.alerts], incident_id=i.id)
+        if runs:
+            self.investigations.value = _table(
+                ["#", "Playbook", "Status", "Started by", "Started", "Ended"],
+                [[str(r.id), r.playbook, r.status.value, r.started_by, _when(r.started), _when(r.ended)] for r in runs],
+                attrs=[f'data-investigation="{r.id}"' for r in runs])
         self.history.value = _table(["Time (UTC)", "Who", "Action", "Old", "New"],
                                     [[_when(a.at), a.actor, a.action, a.old, a.new] for a in reversed(page.activity)])
 
