@@ -175,13 +175,23 @@ def finish(store: Store, investigation_id: int, status: InvestigationStatus, *, 
     store.run(do)
 
 
+def _investigation(r: Any) -> Investigation:
+    return Investigation(r.id, r.name, r.playbook, InvestigationStatus(r.status), r.started_by, json.loads(r.parameters),
+                         r.created, r.alert_id, r.incident_id, r.playbook_version, r.started, r.ended, r.retry_of,
+                         r.error, r.notebook)
+
+
+def recent(store: Store, limit: int = 500) -> list[Investigation]:
+    """The newest investigations first."""
+    with store.read() as conn:
+        return [_investigation(r) for r in conn.execute(
+            sa.select(t.investigations).order_by(t.investigations.c.id.desc()).limit(limit))]
+
+
 def load(store: Store, investigation_id: int) -> Record:
     """The whole record of one run."""
     with store.read() as conn:
-        r = _row(conn, investigation_id)
-        inv = Investigation(r.id, r.name, r.playbook, InvestigationStatus(r.status), r.started_by,
-                            json.loads(r.parameters), r.created, r.alert_id, r.incident_id, r.playbook_version,
-                            r.started, r.ended, r.retry_of, r.error, r.notebook)
+        inv = _investigation(_row(conn, investigation_id))
         where = lambda table: table.c.investigation_id == investigation_id  # noqa: E731
         evidence = tuple(EvidenceItem(Entity(EntityKind(e.kind), e.value), Verdict(e.verdict),
                                       RemediationStatus(e.remediation), e.analyzer, e.details)
@@ -210,6 +220,5 @@ def of_alerts(store: Store, alert_ids: Sequence[str], incident_id: int | None = 
     if not conds:
         return []
     with store.read() as conn:
-        ids = conn.execute(sa.select(t.investigations.c.id).where(sa.or_(*conds))
-                           .order_by(t.investigations.c.id.desc())).scalars().all()
-    return [load(store, i).investigation for i in ids]
+        return [_investigation(r) for r in conn.execute(
+            sa.select(t.investigations).where(sa.or_(*conds)).order_by(t.investigations.c.id.desc()))]

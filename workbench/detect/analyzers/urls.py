@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Callable
 
 from workbench.detect import reference
 from workbench.detect.evidence import Context, Evidence, Findings, analyzer
@@ -20,30 +21,46 @@ _REDIRECT = re.compile(r"[?&][a-z_]*(?:url|redirect|redir|next|target|dest|desti
                        r"=(?:https?(?::|%3a)|%2f%2f|//)", re.IGNORECASE)
 
 
+def _may_be_ip(host: str) -> bool:
+    """Whether ``ipaddress.ip_address`` could accept *host*: IPv6 has a colon, IPv4 ends in a
+    digit (testing first is cheaper than a raised ValueError for every host name)."""
+    return ":" in host or host[-1:].isdigit()
+
+
+def _host_features(host: str, url: str, ctx: Context, add: Callable[[str, str], None]) -> None:
+    """Signals of the link's host alone (*url* is the first link to it, named in details)."""
+    lists = reference.hosting()
+    bare = host.strip("[]")
+    if _may_be_ip(bare):
+        try:
+            ipaddress.ip_address(bare)
+            add("url.ip_host", f"link to a raw IP address: {url[:120]}")
+        except ValueError:
+            pass
+    if reference.in_list(host, lists["shorteners"]):
+        add("url.shortener", f"shortened link hides its target: {url[:120]}")
+    if reference.in_list(host, lists["free_hosting"]):
+        add("url.free_hosting", f"link to a free hosting or form service: {host}")
+    if reference.in_list(host, lists["file_sharing"]):
+        add("url.file_sharing", f"link to a file-sharing service: {host}")
+    suffix = reference.split(host)[2].rsplit(".", 1)[-1]
+    if suffix in lists["suspicious_tlds"] and not reference.in_list(host, ctx.allow_domains):
+        add("url.suspicious_tld", f"link to a .{suffix} domain: {host}")
+
+
 @analyzer("url")
 def link_features(m: ParsedMessage, ctx: Context) -> list[Evidence]:
     out = Findings("url")
     add = out.add
-    lists = reference.hosting()
+    hosts: set[str] = set()  # a host seen before can only raise signals already raised: check it once
 
     for u in m.urls:
         host = host_of(u.url)
         if not host or ctx.is_org(host):
             continue
-        try:
-            ipaddress.ip_address(host.strip("[]"))
-            add("url.ip_host", f"link to a raw IP address: {u.url[:120]}")
-        except ValueError:
-            pass
-        if reference.in_list(host, lists["shorteners"]):
-            add("url.shortener", f"shortened link hides its target: {u.url[:120]}")
-        if reference.in_list(host, lists["free_hosting"]):
-            add("url.free_hosting", f"link to a free hosting or form service: {host}")
-        if reference.in_list(host, lists["file_sharing"]):
-            add("url.file_sharing", f"link to a file-sharing service: {host}")
-        suffix = reference.split(host)[2].rsplit(".", 1)[-1]
-        if suffix in lists["suspicious_tlds"] and not reference.in_list(host, ctx.allow_domains):
-            add("url.suspicious_tld", f"link to a .{suffix} domain: {host}")
+        if host not in hosts:
+            hosts.add(host)
+            _host_features(host, u.url, ctx, add)
         if u.location == "QRCode":
             add("url.qr_code", f"link hidden in a QR code image, out of reach of link scanning: {u.url[:120]}")
         if u.url.lower().startswith("http://") and u.location != "Attachment":
