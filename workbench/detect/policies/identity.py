@@ -19,11 +19,12 @@ from workbench.incidents.model import AlertDraft, Entity, EntityKind, Verdict
 RULE_ACTIONS = ("New-InboxRule", "Set-InboxRule", "Set-Mailbox", "UpdateInboxRules")
 FORWARD_PARAMETERS = ("forwardto", "forwardasattachmentto", "redirectto", "forwardingsmtpaddress", "forwardingaddress")
 _ADDRESS = re.compile(r"[A-Za-z0-9._%+'-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
-_HIDING_FOLDERS = re.compile(r"rss|archive|deleted|conversation history|junk|notes", re.IGNORECASE)
+HIDING_FOLDERS = re.compile(r"rss|archive|deleted|conversation history|junk|notes", re.IGNORECASE)
 RISKY_IP_CATEGORIES = ("Hosting", "Anonymous proxy", "Tor")
 
 
-def _parameters(raw: dict) -> dict[str, str]:
+def rule_parameters(raw: dict) -> dict[str, str]:
+    """An Exchange cmdlet record's Parameters list as a dict, names lower-cased."""
     params = raw.get("Parameters") or []
     out = {}
     for p in params if isinstance(params, list) else []:
@@ -34,7 +35,7 @@ def _parameters(raw: dict) -> dict[str, str]:
 
 def forwarding_targets(raw: dict) -> list[str]:
     """Addresses an inbox rule or mailbox change forwards or redirects to (lower case)."""
-    params = _parameters(raw)
+    params = rule_parameters(raw)
     found = [a.lower() for name in FORWARD_PARAMETERS for a in _ADDRESS.findall(params.get(name, ""))]
     return list(dict.fromkeys(found))
 
@@ -57,7 +58,7 @@ def forwarding_rules(run: Run) -> list[AlertDraft]:
         outside = [a for a in forwarding_targets(raw) if not run.is_org(a.rsplit("@", 1)[-1])]
         if not outside:
             continue
-        params = _parameters(raw)
+        params = rule_parameters(raw)
         actor = run.user_of(e["AccountObjectId"], raw.get("UserId")) or e["AccountObjectId"] or "unknown user"
         mailbox = (params.get("identity") or (e["ObjectId"] or "").split("\\", 1)[0] or actor).lower()
         mailbox = run.user_of(upn=mailbox) or mailbox
@@ -79,7 +80,7 @@ def forwarding_rules(run: Run) -> list[AlertDraft]:
             signs.append(f"the rule's name {name!r} hides it in the rule list")
         if params.get("markasread", "").lower() == "true":
             signs.append("it marks the mail as read")
-        if params.get("deletemessage", "").lower() == "true" or _HIDING_FOLDERS.search(params.get("movetofolder", "")):
+        if params.get("deletemessage", "").lower() == "true" or HIDING_FOLDERS.search(params.get("movetofolder", "")):
             signs.append(f"it hides the mail ({params.get('movetofolder') or 'deleted'})")
         if risky_ip:
             signs.append(f"made from {e['IPAddress']} ({e['IPCategory'] or e['CountryCode'] or 'uncommon for the user'})")
