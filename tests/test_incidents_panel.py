@@ -142,3 +142,72 @@ def test_incident_page_changes_comments_and_history(svc, tmp_path):
     assert path.exists() and path.parent == tmp_path and "data:text/html;base64," in page.download.value
     assert page.export("md").read_text().startswith(f"# Incident {high.id}")
     assert_inert(q)
+
+
+def test_incident_page_rename_link_unlink_merge_and_refusals(svc, tmp_path):
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    q = IncidentQueuePanel(svc, export_dir=reports,
+                           policies=["malicious_url_click", "user_reported_message", "content_malware"])
+    by_sev = {i.severity: i.id for i in q.incidents}
+    high, medium, low = by_sev[Severity.HIGH], by_sev[Severity.MEDIUM], by_sev[Severity.LOW]
+    assert f'href="Incidents.ipynb?incident={high}"' in q.table.value  # a click opens that incident's page
+    q.policy.value = "content_malware"
+    q.apply_button.click()
+    assert [i.id for i in q.incidents] == [medium]
+    q.policy.value, q.assigned.value = "", "(unassigned)"
+    q.apply_button.click()
+    assert len(q.incidents) == 3
+
+    page = q.open_incident(high)
+    page.assignee.value = "bob"
+    page.assign_button.click()
+    assert "bob" in page.summary.value and len(q.incidents) == 2  # the queue redrew: high is no longer unassigned
+    page.name.value = f"Renamed {XSS}"
+    page.rename_button.click()
+    q.assigned.value = ""
+    q.apply_button.click()
+    assert "Renamed &lt;img" in page.summary.value and "Renamed &lt;img" in q.table.value
+
+    # link the medium incident's alert here, then unlink it again (into a new incident of its own)
+    moved = svc.alerts(incident_id=medium)[0].id
+    page.link_alert.value = "no-such-alert"
+    page.link_button.click()
+    assert "no-such-alert" in page.error.value and page.alerts.value.count("data-alert=") == 1
+    page.link_alert.value = moved
+    page.link_button.click()
+    assert page.error.value == "" and page.alerts.value.count("data-alert=") == 2
+    page.unlink.value = moved
+    page.unlink_button.click()
+    assert page.alerts.value.count("data-alert=") == 1 and svc.alert(moved).incident_id not in (high, medium)
+    before = len(svc.activity(high))
+    page.unlink.value = page.unlink.options[0][1]
+    page.unlink_button.click()
+    assert "only alert" in page.error.value and len(svc.activity(high)) == before  # nothing changed
+
+    # merge the low incident into this one; its page then says where it went and refuses changes
+    page.merge_ids.value = f"#{low}"
+    page.merge_button.click()
+    assert page.alerts.value.count("data-alert=") == 2 and f"?incident={low}" in page.summary.value
+    merged = q.open_incident(low)
+    assert "Merged into" in merged.summary.value and f'href="Incidents.ipynb?incident={high}"' in merged.summary.value
+    before = len(svc.activity(low))
+    merged.in_progress_button.click()
+    assert f"merged into incident {high}" in merged.error.value
+    assert svc.get(low).status == IncidentStatus.REDIRECTED and len(svc.activity(low)) == before
+
+    # the timeline holds the alerts and the activity, in time order
+    page = q.open_incident(high)
+    timeline = page.timeline.value
+    assert "assigned_to" in timeline and "alert_linked" in timeline and "merged" in timeline
+    assert timeline.index("alert ") < timeline.index("assigned_to")  # alerts of Nov 10 before today's changes
+
+    # the report buttons write into the reports folder and offer a download
+    page.html_button.click()
+    assert "data:text/html;base64," in page.download.value
+    page.md_button.click()
+    assert "data:text/markdown;base64," in page.download.value
+    written = {p.suffix: p for p in reports.iterdir()}
+    assert sorted(written) == [".html", ".md"]
+    assert "Renamed &lt;img" in written[".html"].read_text() and "<script" not in written[".html"].read_text()
+    assert_inert(q)

@@ -34,11 +34,13 @@ from workbench.incidents.service import IncidentService
 from workbench.ui.render import STYLE, defang, esc
 
 EXPLORER = "Explorer.ipynb"  # relative: next to this app in Voila
+INCIDENTS = "Incidents.ipynb"  # this app: ``INCIDENTS?incident=N`` opens incident N's page
 SEVERITY_COLORS = {"high": "#c92a2a", "medium": "#e67700", "low": "#1c7ed6", "informational": "#666", "unknown": "#999"}
 EVIDENCE_TABS = [("All evidence", None), ("Emails", EntityKind.EMAIL), ("Email clusters", EntityKind.CLUSTER),
                  ("URLs", EntityKind.URL), ("Files", EntityKind.FILE), ("Mailboxes", EntityKind.MAILBOX),
                  ("Users", EntityKind.USER), ("IPs", EntityKind.IP), ("Devices", EntityKind.DEVICE),
                  ("Domains", EntityKind.DOMAIN)]
+WIDE_LABEL = {"description_width": "initial"}  # labels longer than the default width stay readable
 FAILED = object()  # what _Panel.act returns when the service refused
 _CSS = """<style>
 .wb-sev {display:inline-block; min-width:70px; font-size:11px; font-weight:600; color:#fff; border-radius:3px;
@@ -69,7 +71,16 @@ def _table(head: Sequence[str], rows: Sequence[Sequence[str]], *, raw: Sequence[
 
 
 def _entity_text(kind: EntityKind, value: str) -> str:
-    return defang(value) if kind == EntityKind.URL or "://" in value else value
+    """An entity value as shown: URLs defanged, domains with their dots bracketed (never clickable)."""
+    if kind == EntityKind.URL or "://" in value:
+        return defang(value)
+    return value.replace(".", "[.]") if kind == EntityKind.DOMAIN else value
+
+
+def _incident_link(base: str, incident_id: int, text: str | None = None) -> str:
+    """A link opening incident *incident_id*'s page in the Incidents app (a new tab)."""
+    return (f'<a href="{esc(base)}?incident={int(incident_id)}" target="_blank" rel="noopener" '
+            f'class="wb-incident-link">{esc(text or f"#{incident_id}")}</a>')
 
 
 class _Panel(w.VBox):
@@ -104,9 +115,11 @@ class IncidentPanel(_Panel):
     an analyst makes to it."""
 
     def __init__(self, service: IncidentService, incident_id: int, *, explorer: str = EXPLORER,
-                 export_dir: Path | None = None, on_change: Callable[[], None] | None = None) -> None:
+                 incidents: str = INCIDENTS, export_dir: Path | None = None,
+                 on_change: Callable[[], None] | None = None) -> None:
         super().__init__(service)
         self.incident_id, self.explorer, self.export_dir, self.on_change = incident_id, explorer, export_dir, on_change
+        self.incidents_app = incidents
         self.page: IncidentPage | None = None
         self.summary = w.HTML()
         self.name = w.Text(description="Name", layout=w.Layout(width="60%"))
@@ -115,8 +128,10 @@ class IncidentPanel(_Panel):
         self.severity_button = w.Button(description="Set severity")
         self.assignee = w.Text(description="Assign to", placeholder="user (empty: nobody)")
         self.assign_button = w.Button(description="Assign", icon="user")
-        self.classification = w.Dropdown(options=[c.value for c in Classification], description="Classification")
-        self.determination = w.Dropdown(options=[d.value for d in Determination], description="Determination")
+        self.classification = w.Dropdown(options=[c.value for c in Classification], description="Classification",
+                                         style=WIDE_LABEL)
+        self.determination = w.Dropdown(options=[d.value for d in Determination], description="Determination",
+                                        style=WIDE_LABEL)
         self.classify_button = w.Button(description="Classify")
         self.tag_text = w.Text(description="Tag", placeholder="add a tag")
         self.tag_button = w.Button(description="Add tag", icon="tag")
@@ -149,7 +164,7 @@ class IncidentPanel(_Panel):
         sections = w.Tab(children=[self.alerts, w.VBox([self.evidence, self.take_action]), self.investigations,
                                    self.timeline, w.VBox([self.comments, w.HBox([self.comment_text, self.comment_button])]),
                                    self.history])
-        for i, title in enumerate(["Alerts", "Evidence and response", "Investigations", "Timeline", "Comments",
+        for i, title in enumerate(["Alerts", "Evidence", "Investigations", "Timeline", "Comments",
                                    "History"]):
             sections.set_title(i, title)
         self.sections = sections
@@ -221,9 +236,9 @@ class IncidentPanel(_Panel):
                 ("First activity", esc(_when(i.first_activity))), ("Last activity", esc(_when(i.last_activity))),
                 ("Created", esc(_when(i.created))), ("Tags", esc(", ".join(i.tags + i.system_tags)))]
         if i.redirect_id:
-            rows.append(("Merged into", esc(f"incident {i.redirect_id}")))
+            rows.append(("Merged into", _incident_link(self.incidents_app, i.redirect_id)))
         if page.merged_from:
-            rows.append(("Merged from", esc(", ".join(f"#{m}" for m in page.merged_from))))
+            rows.append(("Merged from", ", ".join(_incident_link(self.incidents_app, m) for m in page.merged_from)))
         if i.resolution_note:
             rows.append(("Resolution note", esc(i.resolution_note)))
         dl = "".join(f"<dt>{esc(k)}</dt><dd>{v}</dd>" for k, v in rows)
@@ -246,8 +261,10 @@ class IncidentPanel(_Panel):
         for n, (title, kind) in enumerate(EVIDENCE_TABS):
             count = sum(1 for e in page.evidence if kind is None or e.entity.kind == kind)
             self.evidence.set_title(n, f"{title} ({count})")
-        events = sorted([(a.first_activity, "alert", f"{a.title} ({a.severity.value})") for a in page.alerts]
-                        + [(c.created, c.author, f"comment: {c.text}") for c in page.comments], key=lambda e: e[0])
+        events = sorted([(a.first_activity, "alert", f"alert {a.id}: {a.title} ({a.severity.value})")
+                         for a in page.alerts]
+                        + [(a.at, a.actor, f"{a.action}: {a.old} → {a.new}" if a.old else f"{a.action}: {a.new}")
+                           for a in page.activity], key=lambda e: e[0])
         self.timeline.value = _table(["Time (UTC)", "Who", "What"], [[_when(t), who, what] for t, who, what in events])
         self.comments.value = "".join(
             f'<div class="wb-comment"><b>{esc(c.author)}</b> <span class="wb-note">{esc(_when(c.created))}</span>'
@@ -283,10 +300,11 @@ class IncidentQueuePanel(_Panel):
     """The incident queue: filters, sort, search, saved filters, bulk assign and resolve;
     opening an incident shows its page below."""
 
-    def __init__(self, service: IncidentService, *, explorer: str = EXPLORER, export_dir: Path | None = None,
-                 policies: Sequence[str] = (), now: Callable[[], datetime] | None = None) -> None:
+    def __init__(self, service: IncidentService, *, explorer: str = EXPLORER, incidents: str = INCIDENTS,
+                 export_dir: Path | None = None, policies: Sequence[str] = (),
+                 now: Callable[[], datetime] | None = None) -> None:
         super().__init__(service)
-        self.explorer, self.export_dir = explorer, export_dir
+        self.explorer, self.incidents_app, self.export_dir = explorer, incidents, export_dir
         self._now = now or (lambda: datetime.now(UTC))
         self.incidents: list[Incident] = []
         self.page: IncidentPanel | None = None
@@ -297,7 +315,7 @@ class IncidentQueuePanel(_Panel):
         self.severity = w.SelectMultiple(options=[s.value for s in Severity if s != Severity.UNKNOWN],
                                          description="Severity", rows=4)
         self.classification = w.SelectMultiple(options=[c.value for c in Classification], description="Classification",
-                                               rows=4)
+                                               rows=4, style=WIDE_LABEL)
         self.assigned = w.Text(description="Assigned to", placeholder=f"user, or {UNASSIGNED}")
         self.policy = w.Dropdown(options=[("any", "")] + [(p, p) for p in policies], description="Policy")
         self.source = w.Text(description="Source", placeholder="detection source")
@@ -358,6 +376,7 @@ class IncidentQueuePanel(_Panel):
         base = os.environ.get("WORKBENCH_APPS_URL", "").rstrip("/")
         if base:
             kwargs.setdefault("explorer", f"{base}/voila/render/{EXPLORER}")
+            kwargs.setdefault("incidents", f"{base}/voila/render/{INCIDENTS}")
         kwargs.setdefault("export_dir", t.root / "reports")
         kwargs.setdefault("policies", [p.id for p in load_policies()])
         panel = cls(IncidentService(open_store(t), acting_user()), **kwargs)
@@ -399,11 +418,12 @@ class IncidentQueuePanel(_Panel):
         if found is FAILED:
             return
         self.incidents = found
-        rows = [[f"#{i.id}", i.name, _sev(i.severity), i.status.value, i.assigned_to or "", str(i.alert_count),
-                 _when(i.last_activity), ", ".join(i.tags), i.classification.value] for i in found]
+        rows = [[_incident_link(self.incidents_app, i.id), i.name, _sev(i.severity), i.status.value,
+                 i.assigned_to or "", str(i.alert_count), _when(i.last_activity), ", ".join(i.tags),
+                 i.classification.value] for i in found]
         self.table.value = (f'<div class="wb-note">{len(found):,} incident(s)</div><div class="wb-scroll">'
                             + _table(["#", "Incident", "Severity", "Status", "Assigned to", "Alerts", "Last activity",
-                                      "Tags", "Classification"], rows, raw=(2,),
+                                      "Tags", "Classification"], rows, raw=(0, 2),
                                      attrs=[f'data-incident="{i.id}"' for i in found]) + "</div>")
         self.selection.options = [(f"#{i.id} · {i.severity.value} · {i.name[:70]}", i.id) for i in found]
 
@@ -424,8 +444,8 @@ class IncidentQueuePanel(_Panel):
     def open_incident(self, incident_id: int) -> IncidentPanel | None:
         if self.act(lambda: self.service.get(incident_id)) is FAILED:
             return None
-        self.page = IncidentPanel(self.service, incident_id, explorer=self.explorer, export_dir=self.export_dir,
-                                  on_change=self.refresh)
+        self.page = IncidentPanel(self.service, incident_id, explorer=self.explorer, incidents=self.incidents_app,
+                                  export_dir=self.export_dir, on_change=self.refresh)
         self.page_box.children = [self.page]
         return self.page
 
