@@ -193,16 +193,16 @@ def _write_sorted(frame: pl.DataFrame, folder: Path, time_column: str) -> Path:
     return tmp
 
 
-def _write_days(frame: pl.DataFrame, folder: Path, time_column: str) -> list[tuple[Path, Path]]:
+def _write_days(frame: pl.DataFrame, folder: Path, time_column: str) -> list[tuple[str, str]]:
     """Write *frame* (with a ``__day`` column, days without a folder yet) in one partitioned
     write, each day's rows sorted by time to a temporary file directly in its new day folder;
     return (temporary, final) paths. Each day costs one folder and one file, nothing more."""
     stem = _new_name(_TMP).removesuffix(".parquet")
-    produced: list[Path] = []
+    produced: list[str] = []  # paths as strings: hundreds of days, Path objects cost more than the names
 
-    def path_of(args: Any) -> Path:
+    def path_of(args: Any) -> str:
         day = args.partition_keys["__day"][0]
-        path = folder / f"{_DAY}{day.isoformat()}" / f"{stem}-{args.index_in_partition}.parquet"
+        path = f"{folder}/{_DAY}{day.isoformat()}/{stem}-{args.index_in_partition}.parquet"
         produced.append(path)
         return path
 
@@ -214,7 +214,8 @@ def _write_days(frame: pl.DataFrame, folder: Path, time_column: str) -> list[tup
     frame.sort(time_column, maintain_order=True).lazy().sink_parquet(
         pl.PartitionBy(folder, key="__day", include_key=False, file_path_provider=path_of),
         compression="uncompressed" if small else "zstd", mkdir=True, statistics=not small)
-    return [(tmp, tmp.parent / _new_name(_PART)) for tmp in sorted(produced)]
+    final = _new_name(_PART)  # one name serves every day: each file is alone in its new folder
+    return [(tmp, f"{tmp.rpartition('/')[0]}/{final}") for tmp in sorted(produced)]
 
 
 # --------------------------------------------------------------------------- the lake
@@ -408,9 +409,10 @@ class Lake:
 
         with self._locked(t) as folder:
             # Days that already have a folder need a key check; new days need none.
-            old_days = sorted(d for d in day_counts if (folder / f"{_DAY}{d.isoformat()}").is_dir())
-            new_days = sorted(d for d in day_counts if d not in old_days)
-            written: list[tuple[Path, Path]] = []  # (temporary, final)
+            existing = {e.name for e in os.scandir(folder) if e.name.startswith(_DAY) and e.is_dir()}  # one listing, not a stat per day
+            old_days = sorted(d for d in day_counts if f"{_DAY}{d.isoformat()}" in existing)
+            new_days = sorted(d for d in day_counts if f"{_DAY}{d.isoformat()}" not in existing)
+            written: list[tuple[Path | str, Path | str]] = []  # (temporary, final)
             placed: list[Path] = []
             created: list[Path] = []
             rows_written = 0
@@ -436,10 +438,10 @@ class Lake:
                     rows_written += sum(day_counts[d] for d in new_days)
                 for tmp, final in written:
                     os.replace(tmp, final)
-                    placed.append(final)
+                    placed.append(Path(final))
             except BaseException:
                 for path in [*placed, *(tmp for tmp, _ in written)]:
-                    path.unlink(missing_ok=True)
+                    Path(path).unlink(missing_ok=True)
                 for target in created:
                     shutil.rmtree(target, ignore_errors=True)
                 raise

@@ -13,6 +13,7 @@ import io
 import re
 import zipfile
 import zlib
+from collections.abc import Iterator
 from functools import lru_cache
 from urllib.parse import urlsplit
 
@@ -28,7 +29,8 @@ _LATIN1_SPACE = bytes(i for i in range(256) if chr(i).isspace())
 _BYTES_URL_LOWER = re.compile(rb"(?:h(?:tt|xx)ps?://|www\.)[^" + re.escape(_LATIN1_SPACE) + rb"<>\"'`{}|\\^\[\]]+")
 _TRAILING = ".,;:!?)]}'\">"
 _PDF_URI = re.compile(rb"/URI\s*\(((?:[^()\\]|\\.){1,2048})\)")
-_PDF_STREAM = re.compile(rb"stream\r?\n(.*?)\r?\nendstream", re.DOTALL)
+_STREAM_START = re.compile(rb"stream\r?\n")
+_STREAM_END = b"\nendstream"
 _OOXML_TARGET = re.compile(rb'Target="(https?://[^"]{1,2048})"', re.IGNORECASE)
 _REFRESH = re.compile(r"url\s*=\s*['\"]?([^'\";]+)", re.IGNORECASE)
 
@@ -137,16 +139,29 @@ def html_urls(html: str) -> list[str]:
     return html_parts(html)[0]
 
 
+def _pdf_streams(data: bytes) -> Iterator[bytes]:
+    """The bodies ``re.finditer(rb"stream\\r?\\n(.*?)\\r?\\nendstream", data, re.DOTALL)`` yields,
+    found with ``bytes.find`` (the lazy ``.*?`` tries the end marker at every byte)."""
+    pos = 0
+    while start := _STREAM_START.search(data, pos):
+        end = data.find(_STREAM_END, start.end())
+        if end < 0:
+            return  # a later start would need an end marker after it too
+        cut = end - 1 if end > start.end() and data[end - 1] == 0x0D else end  # "\r\n" ends it when there
+        yield data[start.end():cut]
+        pos = end + len(_STREAM_END)
+
+
 def pdf_urls(data: bytes, *, max_inflated: int = 20_000_000) -> list[str]:
     """Link annotations (/URI) and URLs written in the text of a PDF, including compressed
     streams (inflated up to *max_inflated* bytes in all)."""
     chunks = [data[:5_000_000]]
     budget = max_inflated
-    for match in _PDF_STREAM.finditer(data):
+    for body in _pdf_streams(data):
         if budget <= 0:
             break
         try:
-            inflated = zlib.decompressobj().decompress(match.group(1), budget)
+            inflated = zlib.decompressobj().decompress(body, budget)
         except zlib.error:
             continue
         budget -= len(inflated)

@@ -15,6 +15,7 @@ for input that is not a message at all (empty, too large, no headers).
 from __future__ import annotations
 
 import base64
+import binascii
 import email
 import email.policy
 import quopri
@@ -24,6 +25,7 @@ import uuid
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import cached_property, lru_cache
+from email import quoprimime
 from email.header import decode_header, make_header
 from email.message import Message
 
@@ -113,11 +115,44 @@ def decode(value: str | None) -> str:
 
 @lru_cache(maxsize=1024)  # a message's From and Subject are decoded more than once
 def _decode_words(value: str) -> str:
-    try:
-        text = str(make_header(decode_header(value)))
-    except (LookupError, UnicodeError, ValueError, TypeError, AssertionError, email.errors.MessageError):
-        text = str(value)
+    text = _utf8_words(value)
+    if text is None:
+        try:
+            text = str(make_header(decode_header(value)))
+        except (LookupError, UnicodeError, ValueError, TypeError, AssertionError, email.errors.MessageError):
+            text = str(value)
     return _valid(text)
+
+
+# An encoded word in UTF-8: base64 ("B"), or quoted-printable ("Q") of printable ASCII but "?".
+_UTF8_WORD = r"=\?[uU][tT][fF]-8\?(?:[bB]\?([A-Za-z0-9+/=]*)|[qQ]\?([!->@-~]*))\?="
+_UTF8_WORDS = re.compile(rf"[ \t\r\n]*{_UTF8_WORD}(?:[ \t\r\n]*{_UTF8_WORD})*")
+_UTF8_WORD_PARTS = re.compile(_UTF8_WORD)
+
+
+def _utf8_words(value: str) -> str | None:
+    """``str(make_header(decode_header(value)))`` when *value* is only UTF-8 encoded words and
+    folding white space, else None. Exchange's 5 KB X-Microsoft-Antispam-Message-Info is 70 such
+    words, on which the generic decoder takes 0.2 ms. Words of one charset form one run: their
+    bytes are joined, then decoded (white space between encoded words is dropped)."""
+    if not _UTF8_WORDS.fullmatch(value):
+        return None
+    try:
+        return b"".join(_q_bytes(quoted) if quoted else _b_bytes(b64)
+                        for b64, quoted in _UTF8_WORD_PARTS.findall(value)).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+
+
+def _b_bytes(b64: str) -> bytes:
+    """A "B" word's bytes; ``decode_header`` adds missing padding."""
+    missing = len(b64) % 4
+    return binascii.a2b_base64(b64 + "==="[:4 - missing] if missing else b64)
+
+
+def _q_bytes(quoted: str) -> bytes:
+    """A "Q" word's bytes, as ``decode_header`` makes them."""
+    return bytes(quoprimime.header_decode(quoted), "raw-unicode-escape")
 
 
 def _valid(text: str) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from functools import cache
+from typing import NamedTuple
 
 import yaml
 
@@ -55,17 +56,24 @@ _GREETING_KEYS = ("dear ", "client", "kund", "klant")
 _LOUD = (re.compile(r"<font[^>]+size\s*=\s*[\"']?\+?[4-7]"), re.compile(r"font-size\s*:\s*(?:[3-9]\d|[1-9]\d\d)px"))
 
 
+class _Phrase(NamedTuple):
+    theme: str
+    text: str  # its words joined by single spaces
+    rest: frozenset[str]  # the words after the first
+    padded: str  # " text ": a substring of the joined tokens exactly where the words follow each other
+
+
 @cache
-def _phrases() -> dict[str, list[tuple[str, str]]]:
-    """First word → the (theme, phrase) pairs that start with it, over every theme; a phrase is
-    its words joined by single spaces."""
+def _phrases() -> dict[str, list[_Phrase]]:
+    """First word → the phrases that start with it, over every theme."""
     themes = yaml.safe_load((DATA / "phrases.yaml").read_text())
-    index: dict[str, list[tuple[str, str]]] = {}
+    index: dict[str, list[_Phrase]] = {}
     for theme, phrases in themes.items():
         for phrase in phrases:
             words = _TOKEN.findall(str(phrase).lower())
             if words:
-                index.setdefault(words[0], []).append((theme, " ".join(words)))
+                text = " ".join(words)
+                index.setdefault(words[0], []).append(_Phrase(theme, text, frozenset(words[1:]), f" {text} "))
     return index
 
 
@@ -94,16 +102,19 @@ def phrase_hits(text: str) -> dict[str, set[str]]:
     True
     """
     tokens = _tokens(text.lower())
+    seen = set(tokens)
     index = _phrases()
     hits: dict[str, set[str]] = {}
     joined = ""
-    for first in index.keys() & set(tokens):  # only phrases whose first word occurs at all
-        for theme, phrase in index[first]:
-            if " " in phrase:
-                joined = joined or f" {' '.join(tokens)} "  # tokens hold no spaces: a substring test is a word-sequence test
-                if f" {phrase} " not in joined:
+    for first in index.keys() & seen:  # only phrases whose first word occurs at all
+        for phrase in index[first]:
+            if phrase.rest:
+                if not seen.issuperset(phrase.rest):  # a word of it is missing: no need to look for the sequence
                     continue
-            hits.setdefault(theme, set()).add(phrase)
+                joined = joined or f" {' '.join(tokens)} "  # tokens hold no spaces: a substring test is a word-sequence test
+                if phrase.padded not in joined:
+                    continue
+            hits.setdefault(phrase.theme, set()).add(phrase.text)
     return hits
 
 
@@ -203,7 +214,9 @@ _WORDS = re.compile(r"\w+", re.UNICODE)
 # A Latin letter followed by a combining mark, inside a word (e.g. "Aܿmܿaܿzܿon").
 _MARK_CLASS = (r"[\u0300-\u036f\u0591-\u05c7\u0610-\u061a\u064b-\u065f\u0670\u06d6-\u06ed\u0711\u0730-\u074a"
                r"\u07a6-\u07b0\u0900-\u0903\u093a-\u094f\u20d0-\u20ff]")
-_MARK = re.compile(f"[A-Za-z]{_MARK_CLASS}")  # a cheap scan first: most text has no marked Latin letter
+# A cheap scan first (most text has no marked Latin letter): the mark, the rarer of the two
+# characters, comes first so the engine skips to it; a lookbehind checks the letter before it.
+_MARK = re.compile(f"{_MARK_CLASS}(?<=[A-Za-z].)")
 _MARKED = re.compile(f"\\w*[A-Za-z]{_MARK_CLASS}+\\w*")
 _GREEK_OR_CYRILLIC = re.compile("[\u0370-\u052f]")
 

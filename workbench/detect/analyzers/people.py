@@ -48,12 +48,11 @@ def named_brand(text: str) -> str | None:
     low = text.lower()
     for words in (_WORD.findall(low), _WORD.findall(skeleton(low))):
         for i in range(len(words)):
-            for n in (1, 2, 3):
-                parts = words[i:i + n]
-                if len(parts) < n:
-                    break
-                brand = spellings.get("".join(parts))
-                if brand and (n == 1 or len(brand) >= 5 or all(len(p) == 1 for p in parts)):
+            joined = ""
+            for n, part in enumerate(words[i:i + 3], 1):  # one, two, then three words joined
+                joined += part
+                brand = spellings.get(joined)
+                if brand and (n == 1 or len(brand) >= 5 or all(len(p) == 1 for p in words[i:i + n])):
                     return brand
     return None
 
