@@ -48,7 +48,7 @@ def test_a_campaign_message_is_investigated_and_only_malicious_mail_is_proposed(
     rec = result.record
     assert nmid in result.malicious_messages
     assert [x.analyzer for x in rec.log] == ["simulation_check", "email_indicators", "email_verdicts", "url_reputation",
-                                             "file_reputation",
+                                             "file_reputation", "sender_reputation",
                                              "mail_cluster_identification", "missed_malware"]
     assert all(x.status == "ok" for x in rec.log)
     assert any(a.action is ActionType.BLOCK_URL and a.target in campaign["urls"] for a in rec.actions)
