@@ -55,3 +55,56 @@ def test_an_investigation_in_voila(page: Page, network_log, voila_server, small_
     expect(panel.locator("h3")).to_contain_text(PAYLOAD)  # shown as text
     assert page.evaluate("window.__xss") is None and page.locator("img[src='x']").count() == 0
     network_log.assert_only_loopback()
+
+
+@pytest.fixture
+def alerted(investigated, small_tenant):
+    """The small tenant's alerts, filed in the investigated store (WORKBENCH_DB_URL)."""
+    from workbench.incidents import alerting
+    from workbench.incidents.service import IncidentService
+
+    store, rec = investigated
+    alerting.run(store, Lake.for_tenant(small_tenant))
+    return rec, IncidentService(store, "test").alerts()
+
+
+def test_a_playbook_as_a_voila_app(page: Page, network_log, voila_server, small_tenant, alerted):
+    """?alert=ID runs the playbook and shows the new investigation; ?investigation=ID shows one;
+    a bad address is one escaped line; no traceback, no script from the data, nothing off the machine."""
+    from workbench.air.playbook import PLAYBOOK_FOR_POLICY
+
+    hostile, alerts = alerted
+    alert = next(a for a in alerts if PLAYBOOK_FOR_POLICY.get(a.policy_id) == "phish_zap")
+    root = voila_server(small_tenant)
+    page.goto(root)  # the home page lists the playbooks (notebooks/playbooks leads to playbooks/)
+    expect(page.locator('.wb-app[data-app="playbook_phish_zap"] a')).to_have_attribute(
+        "href", "/voila/render/playbooks/phish_zap.ipynb", timeout=30_000)
+    base = root + "voila/render/playbooks/phish_zap.ipynb"
+
+    page.goto(f"{base}?alert={alert.id}")
+    ran = page.locator("[data-ran]")
+    expect(ran).to_contain_text("phish_zap ran: investigation", timeout=RENDER)
+    new_id = int(ran.get_attribute("data-ran"))
+    assert new_id != hostile.investigation.id
+    panel = page.locator(f'[data-investigation="{new_id}"]')
+    expect(panel.locator("h3")).to_contain_text(f"Investigation {new_id}")
+    graph = panel.locator("svg.wb-graph")
+    expect(graph).to_contain_text(alert.id[:24])
+    expect(graph).to_contain_text("Pending actions")
+    expect(panel.locator("h4", has_text="Pending actions")).to_be_visible()
+    expect(page.locator(".widget-text input").first).to_be_visible()  # the form, filled from the address
+    assert "Traceback" not in page.content()
+    network_log.assert_only_loopback()
+
+    page.goto(f"{base}?investigation={hostile.investigation.id}")
+    panel = page.locator(f'[data-investigation="{hostile.investigation.id}"]')
+    expect(panel.locator("h3")).to_contain_text(PAYLOAD, timeout=RENDER)  # shown as text
+    expect(panel.locator("td", has_text="blockSender")).to_have_count(1)
+    assert page.evaluate("window.__xss") is None and page.locator("img[src='x']").count() == 0
+
+    page.goto(f"{base}?alert={PAYLOAD}")
+    error = page.locator(".wb-error")
+    expect(error).to_contain_text(PAYLOAD, timeout=RENDER)
+    assert page.evaluate("window.__xss") is None and page.locator("img[src='x']").count() == 0
+    assert "Traceback" not in page.content() and "NotFound" not in page.content()
+    network_log.assert_only_loopback()

@@ -1,6 +1,7 @@
 """The Voila apps as data: what the home page of ``workbench serve`` lists, in display order.
 
-An app is a notebook in ``notebooks/``. :func:`available` keeps the apps whose notebook
+An app is a notebook in ``notebooks/`` (the playbooks are ``notebooks/playbooks/<name>.ipynb``,
+through the ``notebooks/playbooks`` link to ``playbooks/``). :func:`available` keeps the apps whose notebook
 exists, so an app that has not landed yet is simply not listed. Nothing here imports Voila
 or widgets.
 
@@ -51,6 +52,22 @@ APPS: tuple[App, ...] = (
         "Automated investigations: what was examined, the verdicts and the proposed actions."),
     App("overview", "Tenant overview", "Overview.ipynb",
         "The tenant's lake contents (tables, partitions, rows, date range) and its planted stories."),
+    # the AIR playbooks (playbooks/, reached through the notebooks/playbooks link): ?alert=ID runs one for
+    # that alert, ?investigation=ID shows a recorded run, no address shows the form
+    App("playbook_manual_email_investigation", "Playbook: manual email investigation",
+        "playbooks/manual_email_investigation.ipynb",
+        "Investigate chosen messages: indicators, reputation, similar mail and the actions to approve."),
+    App("playbook_user_reported_phish", "Playbook: user-reported message", "playbooks/user_reported_phish.ipynb",
+        "Investigate a message a user reported as phish or malware."),
+    App("playbook_url_click_verdict_change", "Playbook: URL click / verdict change",
+        "playbooks/url_click_verdict_change.ipynb",
+        "Investigate a click on a URL found malicious, and the mail that carried it."),
+    App("playbook_malware_zap", "Playbook: malware removed after delivery", "playbooks/malware_zap.ipynb",
+        "Investigate mail with malware that ZAP removed after delivery, and the copies it could not reach."),
+    App("playbook_phish_zap", "Playbook: phish removed after delivery", "playbooks/phish_zap.ipynb",
+        "Investigate mail with phish URLs that ZAP removed after delivery, and the copies it could not reach."),
+    App("playbook_compromised_user", "Playbook: compromised user", "playbooks/compromised_user.ipynb",
+        "Investigate an account: forwarding and inbox rules, delegation, sent mail and sign-ins."),
 )
 
 

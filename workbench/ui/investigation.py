@@ -11,11 +11,11 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import parse_qs
 
 import ipywidgets as w
 
 from workbench.air import records
+from workbench.air.parameters import PlaybookParameters
 from workbench.air.records import Record
 from workbench.errors import WorkbenchError
 from workbench.explorer.query import Query
@@ -56,6 +56,34 @@ def _table(head: Sequence[str], rows: Sequence[Sequence[Any]], raw: Sequence[int
     return f'<table class="wb-table"><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>'
 
 
+def record_html(rec: Record, explorer: str = EXPLORER) -> str:
+    """One investigation's page as HTML (graph, pending actions, evidence, clusters, analyzer log),
+    every value escaped; *explorer* is where the clusters' "Open in Explorer" links point."""
+    inv = rec.investigation
+    link = lambda q: f'<a href="{esc(Query.from_json(q).to_link(explorer))}" target="_blank" rel="noopener">Open in Explorer</a>'  # noqa: E731
+    return (
+        f'<div data-investigation="{inv.id}"><h3>Investigation {inv.id}: {esc(inv.name)}</h3>'
+        f'<div class="wb-note">{esc(inv.playbook)} · {esc(inv.status.value)} · started by {esc(inv.started_by)} '
+        f'· {esc(inv.started)} → {esc(inv.ended or "")}'
+        + (f' · error: {esc(inv.error)}' if inv.error else "") + "</div>"
+        + graph_svg(rec)
+        + "<h4>Pending actions</h4>" + _table(["Action", "Target", "Messages", "Reason", "Status"],
+                                              [[a.action.value, defang(a.target) if "://" in a.target else a.target,
+                                                len(a.messages), a.reason, a.status] for a in rec.actions])
+        + "<h4>Evidence</h4>" + _table(["Kind", "Entity", "Verdict", "Remediation", "Analyzer"],
+                                       [[e.entity.kind.value, defang(e.entity.value) if "://" in e.entity.value
+                                         else e.entity.value, e.verdict.value, e.remediation.value, e.analyzer]
+                                        for e in rec.evidence])
+        + "<h4>Email clusters</h4>" + _table(
+            ["Cluster", "Verdict", "Copies", "Threats", "In mailbox", "Volume anomaly", "Query"],
+            [[defang(c.name) if "://" in c.name else c.name, c.verdict.value, c.counts.total, c.counts.threats,
+              c.counts.in_mailbox, "yes" if c.volume_anomaly else "", link(c.query)] for c in rec.clusters], raw=(6,))
+        + "<h4>Analyzer log</h4>" + _table(["#", "Analyzer", "Status", "Seconds", "Summary", "Error"],
+                                           [[x.seq, x.analyzer, x.status, f"{x.seconds:.3f}", x.summary, x.error]
+                                            for x in rec.log])
+        + "</div>")
+
+
 class InvestigationPanel(w.VBox):
     """One investigation's record."""
 
@@ -72,29 +100,7 @@ class InvestigationPanel(w.VBox):
         except WorkbenchError as exc:
             self.error.value = f'<span style="color:#b00020">{esc(str(exc))}</span>'
             return
-        inv = rec.investigation
-        link = lambda q: f'<a href="{esc(Query.from_json(q).to_link(self.explorer))}" target="_blank" rel="noopener">Open in Explorer</a>'  # noqa: E731
-        self.body.value = (
-            f'<div data-investigation="{inv.id}"><h3>Investigation {inv.id}: {esc(inv.name)}</h3>'
-            f'<div class="wb-note">{esc(inv.playbook)} · {esc(inv.status.value)} · started by {esc(inv.started_by)} '
-            f'· {esc(inv.started)} → {esc(inv.ended or "")}'
-            + (f' · error: {esc(inv.error)}' if inv.error else "") + "</div>"
-            + graph_svg(rec)
-            + "<h4>Pending actions</h4>" + _table(["Action", "Target", "Messages", "Reason", "Status"],
-                                                  [[a.action.value, defang(a.target) if "://" in a.target else a.target,
-                                                    len(a.messages), a.reason, a.status] for a in rec.actions])
-            + "<h4>Evidence</h4>" + _table(["Kind", "Entity", "Verdict", "Remediation", "Analyzer"],
-                                           [[e.entity.kind.value, defang(e.entity.value) if "://" in e.entity.value
-                                             else e.entity.value, e.verdict.value, e.remediation.value, e.analyzer]
-                                            for e in rec.evidence])
-            + "<h4>Email clusters</h4>" + _table(
-                ["Cluster", "Verdict", "Copies", "Threats", "In mailbox", "Volume anomaly", "Query"],
-                [[defang(c.name) if "://" in c.name else c.name, c.verdict.value, c.counts.total, c.counts.threats,
-                  c.counts.in_mailbox, "yes" if c.volume_anomaly else "", link(c.query)] for c in rec.clusters], raw=(6,))
-            + "<h4>Analyzer log</h4>" + _table(["#", "Analyzer", "Status", "Seconds", "Summary", "Error"],
-                                               [[x.seq, x.analyzer, x.status, f"{x.seconds:.3f}", x.summary, x.error]
-                                                for x in rec.log])
-            + "</div>")
+        self.body.value = record_html(rec, self.explorer)
 
 
 class InvestigationsPanel(w.VBox):
@@ -119,13 +125,13 @@ class InvestigationsPanel(w.VBox):
 
         t_ = tenant if hasattr(tenant, "lake_dir") else open_tenant(tenant)
         panel = cls(open_store(t_))
-        wanted = parse_qs(os.environ.get("QUERY_STRING", "")).get("investigation", [""])[0]
+        try:  # the address is read as a playbook's is (workbench.air.parameters)
+            wanted = PlaybookParameters().with_query(os.environ.get("QUERY_STRING", "")).investigation_id
+        except WorkbenchError as exc:
+            panel.error.value = f'<span style="color:#b00020">{esc(str(exc))}</span>'
+            return panel
         if wanted:
-            if wanted.isdigit():
-                panel.open_investigation(int(wanted))
-            else:
-                panel.error.value = (f'<span style="color:#b00020">{esc(wanted)} is not an investigation number; '
-                                     "use e.g. ?investigation=3</span>")
+            panel.open_investigation(wanted)
         return panel
 
     def refresh(self) -> None:
