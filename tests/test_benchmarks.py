@@ -96,3 +96,23 @@ def test_dashboard_suite_cross_checks_every_tile_then_times(small_tenant, tmp_pa
     assert "frame targeted_users.users" in diff[1]
     with pytest.raises(SystemExit, match="disagree"):
         bench_dashboard._agree({"workbench_build": ours, "pandas_naive": theirs})
+
+
+def test_dispatch_suite_times_the_dispatcher_and_says_where_the_time_goes(small_tenant, tmp_path: Path) -> None:
+    from benchmarks import bench_dispatch
+
+    kept = small_tenant.root / "investigations"
+    before = sorted(kept.iterdir()) if kept.exists() else []
+    # the naive and the kernel-per-group cases start a kernel per run: left out for speed
+    report = bench_dispatch.main(["--tenant", str(small_tenant.root), "--min-alerts", "1", "--repeat", "1",
+                                  "--cases", "shared_kernels,in_process"], results_dir=tmp_path, echo=lambda s: None)
+    saved = json.loads((tmp_path / "dispatch.json").read_text())
+    assert saved["cases"] == report["cases"] and saved["baseline"] == "shared_kernels" and saved["interleaved"]
+    by_name = {c["name"]: c for c in saved["cases"]}
+    assert set(by_name) == {"shared_kernels", "in_process"} and by_name["shared_kernels"]["ratio"] == 1.0
+    groups = saved["setup"]["groups"]
+    assert groups > 1 and all(c["extra"]["groups"] == groups and c["extra"]["failed"] == 0 for c in saved["cases"])
+    shared = saved["breakdown"]["shared_kernels"]
+    assert shared["runs"] == groups and 1 <= shared["kernels"] <= 2
+    assert shared["analyzers_s"] > 0 and shared["imports_s"] >= 0 and shared["wall_s"] > 0 and shared["warm_kernel_run_median_s"] > 0
+    assert (sorted(kept.iterdir()) if kept.exists() else []) == before  # the tenant itself was not written to

@@ -331,17 +331,13 @@ def air() -> None:
 def air_run(playbook: str, parameters: tuple[tuple[str, str], ...], home: Path | None, tenant_name: str,
             db_url: str | None) -> None:
     """Run PLAYBOOK headless; the executed notebook is kept in <tenant>/investigations/."""
-    from datetime import UTC, datetime
-
     import papermill
-    import sqlalchemy as sa
     import yaml
 
-    from workbench import tenant as tenants
+    from workbench.air import dispatch
     from workbench.air.playbook import PLAYBOOKS_DIR
     from workbench.errors import InputError, NotFound
-    from workbench.store import open_store
-    from workbench.store import tables as t
+    from workbench.identity import acting_user
 
     path = PLAYBOOKS_DIR / f"{playbook}.ipynb"
     if not path.is_file():
@@ -356,24 +352,25 @@ def air_run(playbook: str, parameters: tuple[tuple[str, str], ...], home: Path |
             values[name] = yaml.safe_load(text)
         except yaml.YAMLError:
             raise InputError(f"-p {name} {text!r} is not valid YAML; quote strings and write lists as '[\"a\", \"b\"]'") from None
-    tenant = tenants.open_tenant(tenant_name, base=home)
-    store = open_store(tenant, db_url)  # fail here, before a kernel starts, when the database is unreachable
-    out = tenant.root / "investigations" / f"{playbook}-{datetime.now(UTC):%Y%m%dT%H%M%S%f}.ipynb"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    values.setdefault("tenant", str(tenant.root))
-    if db_url:
-        values.setdefault("db_url", db_url)
-    values["record_notebook"] = str(out)
-    try:
-        papermill.execute_notebook(str(path), str(out), parameters=values, progress_bar=True, kernel_name="python3")
-    except papermill.PapermillExecutionError as exc:
-        raise InputError(f"playbook {playbook} failed in cell {exc.cell_index}: {exc.ename}: {exc.evalue}; "
-                         f"the executed notebook is {out}") from None
-    with store.read() as conn:
-        row = conn.execute(sa.select(t.investigations).where(t.investigations.c.notebook == str(out))).first()
-    if row is None:
-        raise InputError(f"playbook {playbook} ran but recorded no investigation; see {out}")
-    click.echo(f"investigation {row.id}: {row.status} ({row.name}); notebook {out}")
+    if values.get("investigation_id"):
+        raise InputError("air run starts an investigation; show one with `workbench air show ID`")
+    tenant, store = _open(home, tenant_name, db_url)  # fail here, before a kernel starts, when the database is unreachable
+    with dispatch.PapermillRunner(tenant, db_url, timeout=3600, share_kernels=False, progress_bar=True) as runner:
+        outcome = dispatch.start(store, runner, playbook, values, started_by=str(values.get("started_by") or acting_user()))
+    _echo_outcome(store, outcome)
+
+
+def _echo_outcome(store: Any, outcome: Any) -> None:
+    """One line for a finished run; a failed one exits non-zero with its error and the fix."""
+    from workbench.air import records
+    from workbench.errors import InputError
+
+    inv = records.load(store, outcome.investigation_id).investigation
+    notebook = f"; notebook {inv.notebook}" if inv.notebook else ""
+    if outcome.status in ("failed", "terminated"):
+        raise InputError(f"investigation {inv.id} {inv.status.value}: {inv.error}{notebook}; "
+                         f"retry with `workbench air retry {inv.id}`")
+    click.echo(f"investigation {inv.id}: {inv.status.value} ({inv.name}){notebook}")
 
 
 @air.command("list")
@@ -415,28 +412,85 @@ def air_show(investigation_id: int, home: Path | None, tenant_name: str, db_url:
 
 
 @air.command("dispatch")
-@click.option("--concurrency", type=int, default=2, show_default=True, help="Playbook runs at the same time.")
-@click.option("--timeout", type=int, default=600, show_default=True, help="Seconds a cell may run before the run fails.")
-@click.option("--retries", type=int, default=1, show_default=True, help="Retries of a failed run (with backoff).")
-@click.option("--limit", type=int, default=None, help="Start at most this many investigations.")
+@click.option("--concurrency", type=click.IntRange(1), default=2, show_default=True, help="Playbook runs at the same time.")
+@click.option("--timeout", type=click.IntRange(1), default=600, show_default=True,
+              help="Seconds a playbook cell (its work is one cell) may run before the run ends terminatedBySystem.")
+@click.option("--retries", type=click.IntRange(0), default=1, show_default=True,
+              help="Retries of a failed run (with backoff), each a new run linked to the failed one.")
+@click.option("--limit", type=click.IntRange(0), default=None, help="Consider at most this many groups of alerts.")
+@click.option("--max-running", type=click.IntRange(1), default=None,
+              help="Investigations running at once in the tenant; the rest are queued by throttling "
+                   "(default: the tenant's setting, see `air configure`).")
+@click.option("--share-kernels/--kernel-per-run", default=True, show_default=True,
+              help="Run the notebooks one after another in a kernel per worker, or start a kernel for each.")
 @home_option
 @tenant_option
 @db_option
 @friendly_errors
-def air_dispatch(concurrency: int, timeout: int, retries: int, limit: int | None, home: Path | None,
-                 tenant_name: str, db_url: str | None) -> None:
+def air_dispatch(concurrency: int, timeout: int, retries: int, limit: int | None, max_running: int | None,
+                 share_kernels: bool, home: Path | None, tenant_name: str, db_url: str | None) -> None:
     """Start the right playbook for every alert that has none yet (safe to run from cron)."""
+    from dataclasses import replace
+
     from tqdm import tqdm
 
     from workbench.air import dispatch
 
     tenant, store = _open(home, tenant_name, db_url)
-    groups = dispatch.pending(store)
-    with tqdm(total=min(len(groups), limit or len(groups)), unit="investigation", desc="dispatch") as bar:
-        outcomes = dispatch.dispatch(store, dispatch.papermill_runner(tenant, db_url, timeout), concurrency=concurrency,
-                                     retries=retries, limit=limit, progress=lambda _o: bar.update())
+    settings = dispatch.throttle(store)
+    if max_running is not None:
+        settings = replace(settings, max_running=max_running)
+    todo = len(dispatch.pending(store)) + len(dispatch.queued(store))
+    with tqdm(total=min(todo, todo if limit is None else limit), unit="group", desc="dispatch") as bar, \
+            dispatch.PapermillRunner(tenant, db_url, timeout, share_kernels=share_kernels) as runner:
+        outcomes = dispatch.dispatch(store, runner, concurrency=concurrency, retries=retries, limit=limit,
+                                     settings=settings, timeout=timeout, progress=lambda _o: bar.update())
     for o in outcomes:
-        click.echo(f"{o.status:8} {o.group.playbook:28} alerts {len(o.group.alert_ids):3} "
+        click.echo(f"{o.status:10} {o.group.playbook:28} alerts {len(o.group.alert_ids):3} "
                    f"investigation {o.investigation_id or '-'} ({o.seconds:.1f} s){' ' + o.error if o.error else ''}")
-    done = sum(o.status == "done" for o in outcomes)
-    click.echo(f"{done} investigation(s) run, {len(outcomes) - done} not; {len(dispatch.pending(store))} group(s) still pending")
+    counts = {s: sum(o.status == s for o in outcomes) for s in dispatch.OutcomeStatus}
+    click.echo(", ".join(f"{n} {s.value}" for s, n in counts.items() if n) or "nothing to dispatch")
+    click.echo(f"{len(dispatch.pending(store))} group(s) pending, {len(dispatch.queued(store))} queued by throttling")
+
+
+@air.command("retry")
+@click.argument("investigation_id", type=int)
+@click.option("--timeout", type=click.IntRange(1), default=600, show_default=True,
+              help="Seconds the run may take before it ends terminatedBySystem.")
+@home_option
+@tenant_option
+@db_option
+@friendly_errors
+def air_retry(investigation_id: int, timeout: int, home: Path | None, tenant_name: str, db_url: str | None) -> None:
+    """Run a failed or terminated investigation's playbook again, with its parameters (a new run linked to it)."""
+    from workbench.air import dispatch
+    from workbench.identity import acting_user
+
+    tenant, store = _open(home, tenant_name, db_url)
+    with dispatch.PapermillRunner(tenant, db_url, timeout, share_kernels=False, progress_bar=True) as runner:
+        outcome = dispatch.retry(store, runner, investigation_id, started_by=acting_user())
+    click.echo(f"retry of investigation {investigation_id}:")
+    _echo_outcome(store, outcome)
+
+
+@air.command("configure")
+@click.option("--max-running", type=click.IntRange(1), default=None, help="Investigations running at once.")
+@click.option("--queue-expiry-hours", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="A queued investigation older than this ends terminatedByThrottling.")
+@click.option("--max-messages", type=click.IntRange(1), default=None,
+              help="A group of alerts naming more messages ends terminatedBySystem without running.")
+@home_option
+@tenant_option
+@db_option
+@friendly_errors
+def air_configure(max_running: int | None, queue_expiry_hours: float | None, max_messages: int | None,
+                  home: Path | None, tenant_name: str, db_url: str | None) -> None:
+    """Show (or change) the tenant's AIR throttling settings."""
+    from dataclasses import asdict
+
+    from workbench.air import dispatch
+
+    _, store = _open(home, tenant_name, db_url)
+    settings = dispatch.configure(store, max_running=max_running, queue_expiry_hours=queue_expiry_hours,
+                                  max_messages=max_messages)
+    click.echo(_table([[k, v] for k, v in asdict(settings).items()], ["setting", "value"]))

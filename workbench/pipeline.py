@@ -45,7 +45,8 @@ def _investigations(tenant: Tenant) -> str:
 
     store = open_store(tenant)
     try:
-        outcomes = dispatch.dispatch(store, dispatch.papermill_runner(tenant, None, timeout=600), concurrency=2)
+        with dispatch.PapermillRunner(tenant, None, 600) as runner:  # a kernel per worker, shared by its runs
+            outcomes = dispatch.dispatch(store, runner, concurrency=2)
     finally:
         store.dispose()
     done = sum(o.status == "done" for o in outcomes)

@@ -259,3 +259,13 @@ dispatch_claims = sa.Table(
     sa.Column("investigation_id", sa.Integer, sa.ForeignKey("investigations.id")),
     sa.Column("error", sa.Text, nullable=False, default=""),
 )
+
+
+# ---------------------------------------------------------------- AIR settings (migration 4)
+
+air_settings = sa.Table(
+    "air_settings", metadata,
+    sa.Column("name", sa.String(80), primary_key=True),  # max_running, queue_expiry_hours, max_messages
+    sa.Column("value", sa.String(200), nullable=False),
+    _now_column("updated"),
+)
