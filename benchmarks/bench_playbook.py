@@ -61,7 +61,7 @@ def main(argv: Sequence[str] | None = None, *, results_dir: Path | None = RESULT
     scratch = Path(tempfile.mkdtemp(prefix="bench-playbook-"))
     db = f"sqlite:///{scratch / 'wb.sqlite'}"
     empty = _notebook(scratch / "empty.ipynb", "1")
-    imports = _notebook(scratch / "imports.ipynb", "from workbench.air.playbook import run_email_playbook, show")
+    imports = _notebook(scratch / "imports.ipynb", "from workbench.ui.playbook_app import open_playbook")
     lake, store = Lake.for_tenant(tenant), open_store(url=db)
 
     def execute(path: Path, **params: Any) -> dict[str, Any]:
