@@ -67,6 +67,19 @@ def test_user_playbook_groups_are_per_incident_and_user(alerted, small_tenant):
     assert all("user" not in g.parameters for g in d.pending(store) if g.playbook not in d.USER_PLAYBOOKS)
 
 
+def test_a_run_started_by_hand_for_an_alert_is_not_dispatched_again(alerted, small_tenant):
+    store, db = alerted
+    alerts = IncidentService(store, "t").alerts()
+    waiting = d.awaiting_investigation(store, alerts)
+    assert {a.id for a, _ in waiting} == {a for g in d.pending(store) for a in g.alert_ids}
+    alert, playbook = next((a, p) for a, p in waiting if p != "compromised_user")
+    outcome = d.start(store, d.InProcessRunner(small_tenant, db), playbook, {"alert_id": alert.id}, started_by="ana")
+    assert outcome.status == "done" and records.load(store, outcome.investigation_id).investigation.alert_id == alert.id
+    assert alert.id in d.handled_alerts(store)
+    assert alert.id not in {a for g in d.pending(store) for a in g.alert_ids}
+    assert alert.id not in {a.id for a, _ in d.awaiting_investigation(store, alerts)}
+
+
 def test_dispatch_runs_the_playbooks_with_papermill(alerted, small_tenant):
     store, db = alerted
     total = len(d.pending(store))

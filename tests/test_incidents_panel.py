@@ -133,11 +133,18 @@ def test_incident_page_changes_comments_and_history(svc, tmp_path):
     page.merge_ids.value = "abc"
     page.merge_button.click()
     assert "not a list of incident numbers" in page.error.value
+    from urllib.parse import quote
+
     from workbench.air import records
+    clicked = svc.alerts(incident_id=high.id)[0]
+    run_now = f'playbooks/url_click_verdict_change.ipynb?alert={quote(clicked.id, safe="")}'
+    page.refresh()  # an alert AIR handles, with no investigation yet: the dispatcher's, or "Run now"
+    assert run_now in page.investigations.value and 'class="wb-run-playbook"' in page.investigations.value
     run = records.start(svc.store, "url_click_verdict_change", "Clicked <b>", started_by="dispatcher", parameters={},
-                        alert_id=svc.alerts(incident_id=high.id)[0].id)
+                        alert_id=clicked.id)
     page.refresh()
     assert f'data-investigation="{run}"' in page.investigations.value and "url_click_verdict_change" in page.investigations.value
+    assert f'Investigations.ipynb?investigation={run}' in page.investigations.value and run_now not in page.investigations.value
     path = page.export("html")
     assert path.exists() and path.parent == tmp_path and "data:text/html;base64," in page.download.value
     assert page.export("md").read_text().startswith(f"# Incident {high.id}")

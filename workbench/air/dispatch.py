@@ -43,7 +43,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime, timedelta
@@ -155,10 +155,25 @@ class Outcome:
 USER_PLAYBOOKS = frozenset({"compromised_user"})  # grouped per incident *and* user
 
 
-def pending(store: Store) -> list[Group]:
-    """Alerts with a playbook and no claim yet, grouped by incident and playbook."""
+def handled_alerts(store: Store) -> set[str]:
+    """Alerts that have an investigation: claimed by a dispatcher, or named by a run started by
+    hand (``air run -p alert_id``, a playbook app's ``?alert=``), which the dispatcher then skips."""
     with store.read() as conn:
         claimed = set(conn.execute(sa.select(t.dispatch_claims.c.alert_id)).scalars())
+        named = conn.execute(sa.select(t.investigations.c.alert_id).where(t.investigations.c.alert_id.is_not(None)))
+        return claimed | set(named.scalars())
+
+
+def awaiting_investigation(store: Store, alerts: Iterable[Any]) -> list[tuple[Any, str]]:
+    """Of *alerts*, those a playbook handles that have no investigation yet, with the playbook."""
+    handled = handled_alerts(store)
+    return [(a, PLAYBOOK_FOR_POLICY[a.policy_id]) for a in alerts
+            if a.policy_id in PLAYBOOK_FOR_POLICY and a.id not in handled]
+
+
+def pending(store: Store) -> list[Group]:
+    """Alerts with a playbook and no investigation yet, grouped by incident and playbook."""
+    claimed = handled_alerts(store)
     groups: dict[tuple[str, Any], list] = {}
     for alert in IncidentService(store, DISPATCHER).alerts():
         playbook = PLAYBOOK_FOR_POLICY.get(alert.policy_id)
@@ -537,5 +552,5 @@ def retry(store: Store, runner: Runner, investigation_id: int, *, started_by: st
 
 __all__ = ["DISPATCHER", "ClaimStatus", "Group", "InProcessRunner", "Job", "Outcome", "OutcomeStatus",
            "PapermillRunner", "RunFailed", "RunTimedOut", "RunTiming", "Runner", "Throttle", "abandon", "active",
-           "claim", "configure", "dispatch", "expire", "papermill_runner", "pending", "queued", "retry", "start",
+           "alert_user", "awaiting_investigation", "claim", "configure", "dispatch", "expire", "handled_alerts", "papermill_runner", "pending", "queued", "retry", "start",
            "throttle"]

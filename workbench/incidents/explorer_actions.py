@@ -2,8 +2,10 @@
 incident, create an incident from them, or start an investigation of them, which files the
 alert "Admin triggered manual investigation of email" and so lands in an incident.
 
-The remediation kinds belong to the action center (a later issue); this module answers only
-the kinds whose handler is ``incidents`` or ``investigations``.
+An investigation starts the way every alert's does: the dispatcher runs its playbook, or the
+analyst opens the playbook app with ``?alert=ID`` (the dispatcher then skips the alert). The
+remediation kinds belong to the action center (a later issue); this module answers only the
+kinds whose handler is ``incidents`` or ``investigations``.
 """
 
 from __future__ import annotations
@@ -34,6 +36,10 @@ def carry_out(service: IncidentService, request: ActionRequest) -> str:
                                            explorer_query=request.query)
         added = service.add_alerts([draft])
         incident = (added.incidents_created or added.incidents_extended or (None,))[0]
-        return ("investigation requested: alert filed" + (f" in incident {incident}" if incident else "")
-                + "; the playbook runs when automated investigation is set up")
+        if not added.new:
+            return "an investigation of these emails was already requested (same alert); see its incident"
+        alert = added.new[0]
+        return (f"investigation requested: alert {alert} filed" + (f" in incident {incident}" if incident else "")
+                + "; the next `workbench air dispatch` runs the manual email investigation playbook for it "
+                + f"(to run it now: playbooks/manual_email_investigation.ipynb?alert={alert})")
     raise InputError(f"{request.kind.value} is carried out by the {request.handler}, not by incidents")

@@ -17,11 +17,12 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, quote
 
 import ipywidgets as w
 
 from workbench.air import records
+from workbench.air.dispatch import awaiting_investigation
 from workbench.errors import WorkbenchError
 from workbench.explorer.query import Query
 from workbench.identity import acting_user
@@ -35,6 +36,8 @@ from workbench.ui.render import STYLE, defang, esc
 
 EXPLORER = "Explorer.ipynb"  # relative: next to this app in Voila
 INCIDENTS = "Incidents.ipynb"  # this app: ``INCIDENTS?incident=N`` opens incident N's page
+INVESTIGATIONS = "Investigations.ipynb"  # ``?investigation=N``: one automated investigation
+PLAYBOOK_APPS = "playbooks"  # ``playbooks/<name>.ipynb?alert=ID`` runs a playbook for an alert
 SEVERITY_COLORS = {"high": "#c92a2a", "medium": "#e67700", "low": "#1c7ed6", "informational": "#666", "unknown": "#999"}
 EVIDENCE_TABS = [("All evidence", None), ("Emails", EntityKind.EMAIL), ("Email clusters", EntityKind.CLUSTER),
                  ("URLs", EntityKind.URL), ("Files", EntityKind.FILE), ("Mailboxes", EntityKind.MAILBOX),
@@ -271,11 +274,23 @@ class IncidentPanel(_Panel):
             f'<div style="white-space:pre-wrap">{esc(c.text)}</div></div>' for c in page.comments) or \
             '<div class="wb-empty">No comments yet.</div>'
         runs = records.of_alerts(self.service.store, [a.id for a in page.alerts], incident_id=i.id)
+        parts = []
         if runs:
-            self.investigations.value = _table(
+            parts.append(_table(
                 ["#", "Playbook", "Status", "Started by", "Started", "Ended"],
-                [[str(r.id), r.playbook, r.status.value, r.started_by, _when(r.started), _when(r.ended)] for r in runs],
-                attrs=[f'data-investigation="{r.id}"' for r in runs])
+                [[f'<a href="{INVESTIGATIONS}?investigation={int(r.id)}" target="_blank" rel="noopener">{int(r.id)}</a>',
+                  r.playbook, r.status.value, r.started_by, _when(r.started), _when(r.ended)] for r in runs],
+                raw=(0,), attrs=[f'data-investigation="{r.id}"' for r in runs]))
+        waiting = awaiting_investigation(self.service.store, page.alerts)
+        if waiting:  # alerts AIR handles with no run yet: the dispatcher takes them, or start one now
+            parts.append('<div class="wb-note">Alerts waiting for the dispatcher (<code>workbench air dispatch</code>); '
+                         '"Run now" runs the playbook for the alert in a new tab:</div>')
+            parts.append(_table(["Alert", "Playbook", ""], [
+                [f"{a.id}: {a.title}", playbook,
+                 f'<a href="{PLAYBOOK_APPS}/{esc(playbook)}.ipynb?alert={esc(quote(a.id, safe=""))}" target="_blank" '
+                 f'rel="noopener" class="wb-run-playbook">Run now</a>'] for a, playbook in waiting], raw=(2,)))
+        if parts:
+            self.investigations.value = "".join(parts)
         self.history.value = _table(["Time (UTC)", "Who", "Action", "Old", "New"],
                                     [[_when(a.at), a.actor, a.action, a.old, a.new] for a in reversed(page.activity)])
 
