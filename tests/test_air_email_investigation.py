@@ -81,3 +81,19 @@ def test_unknown_messages_say_so(store, lake):
         investigate_emails(store, lake, ["not-a-message"], playbook="manual_email", name="x", started_by="ana")
     with pytest.raises(InputError, match="at least one NetworkMessageId"):
         investigate_emails(store, lake, [" "], playbook="manual_email", name="x", started_by="ana")
+
+
+def test_the_window_bounds_what_the_analyzers_read(store, lake, stories):
+    from datetime import timedelta
+
+    nmid = stories["credential-phish-campaign"]["messages"][-1]["NetworkMessageId"]
+    wide = investigate_emails(store, lake, [nmid], playbook="manual_email", name="Wide", started_by="ana").record
+    narrow = investigate_emails(store, lake, [nmid], playbook="manual_email", name="Narrow", started_by="ana",
+                                window=timedelta(minutes=1)).record
+    from workbench.explorer.query import Query
+
+    copies = {c.name: c.counts.total for c in wide.clusters}
+    assert narrow.clusters and all(c.counts.total <= copies.get(c.name, c.counts.total) for c in narrow.clusters)
+    starts = {Query.from_json(c.query).window.start for c in narrow.clusters}
+    wide_starts = {Query.from_json(c.query).window.start for c in wide.clusters}
+    assert len(starts) == 1 and len(wide_starts) == 1 and starts.pop() - wide_starts.pop() > timedelta(days=29)

@@ -20,7 +20,7 @@ def test_from_notebook_reads_declared_names_only():
     p = PlaybookParameters.from_notebook(NOTEBOOK)
     assert p.messages == ("m1", "m2") and p.alert_id == "a-1" and p.tenant == "small" and p.started_by == "scheduler"
     assert p.declared == {"tenant", "messages", "alert_id", "investigation_id", "started_by", "db_url", "record_notebook"}
-    assert p.mode == "run" and p.days == 7 and p.user == ""
+    assert p.mode == "run" and p.days == 30 and p.user == ""
     assert p.to_notebook() == {"tenant": "small", "messages": ["m1", "m2"], "alert_id": "a-1", "investigation_id": 0,
                                "started_by": "scheduler", "db_url": "sqlite:///x.db", "record_notebook": "/tmp/run.ipynb"}
     assert PlaybookParameters.from_notebook({}).mode == "form"

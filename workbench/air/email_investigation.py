@@ -35,7 +35,7 @@ from workbench.intel.feeds import Indicator, read_all
 from workbench.lake import Lake
 from workbench.store import Store
 
-WINDOW = timedelta(days=30)  # how far around the messages the analyzers look
+WINDOW = timedelta(days=30)  # how far before the messages the analyzers look, by default
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ def investigate_emails(store: Store, lake: Lake, messages: Sequence[str], *, pla
                        started_by: str, alert_id: str | None = None, incident_id: int | None = None,
                        parameters: dict | None = None, now: datetime | None = None,
                        playbook_version: str = "", notebook: str = "",
-                       indicators: Sequence[Indicator] | None = None) -> EmailInvestigation:
+                       indicators: Sequence[Indicator] | None = None, window: timedelta = WINDOW) -> EmailInvestigation:
     """Investigate *messages* (NetworkMessageIds) and record the run; returns its record.
     *indicators* (domains, IPs) feed the sender reputation; by default the tenant's ``intel/``."""
     messages = list(dict.fromkeys(m.strip() for m in messages if m and m.strip()))
@@ -76,7 +76,7 @@ def investigate_emails(store: Store, lake: Lake, messages: Sequence[str], *, pla
         raise InputError(f"none of the {len(messages)} message id(s) is in this tenant's EmailEvents; "
                          "copy them from the Explorer (NetworkMessageId)")
     anchor = times["last"][0]
-    start, end = times["first"][0] - WINDOW, (now or datetime.now(UTC)) + timedelta(days=1)
+    start, end = times["first"][0] - window, (now or datetime.now(UTC)) + timedelta(days=1)
     run = Run.begin(store, playbook, name, started_by=started_by, alert_id=alert_id, incident_id=incident_id,
                     parameters=parameters or {"messages": messages}, playbook_version=playbook_version)
     sims = run.step("simulation_check", simulations, lake, messages, start, end)
@@ -92,7 +92,7 @@ def investigate_emails(store: Store, lake: Lake, messages: Sequence[str], *, pla
     bad_files = [f for f, v in files.verdicts if v is Verdict.MALICIOUS]
     seed = seed_of(lake, real, org_domains=org, start=start, end=end,
                    malicious_urls=bad_urls, malicious_files=bad_files)
-    clusters = run.step("mail_cluster_identification", identify, lake, seed, anchor)
+    clusters = run.step("mail_cluster_identification", identify, lake, seed, anchor, lookback=window)
     malicious_ids = sorted((_carrying(lake, bad_urls, bad_files, start, end)
                             | {m for m, v in own.items() if v is Verdict.MALICIOUS}
                             | _sent_by(lake, real, senders.malicious_domains, senders.malicious_ips, start, end)) - sims)

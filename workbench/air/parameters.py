@@ -51,7 +51,7 @@ class PlaybookParameters:
     alert_id: str = ""  # the alert that started the run
     investigation_id: int = 0  # an existing investigation to show (0: none)
     user: str = ""  # the account (UPN) a user playbook investigates
-    days: int = 7  # how many days back a user playbook looks
+    days: int = 30  # how many days back the playbook looks (before the messages; a user playbook: before the data's end)
     started_by: str = ""  # who or what started it ("": the acting user)
     db_url: str = ""  # database URL ("": WORKBENCH_DB_URL, else the tenant's workbench.sqlite)
     record_notebook: str = ""  # where the executed notebook is kept

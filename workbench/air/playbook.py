@@ -44,8 +44,10 @@ def version_of(playbook: str) -> str:
 
 
 def run_email_playbook(playbook: str, *, tenant: str, messages: list[str], alert_id: str = "", started_by: str = "",
-                       db_url: str = "", record_notebook: str = "", name: str = "") -> EmailInvestigation:
-    """Run the email investigation for a playbook notebook's parameters and record it."""
+                       db_url: str = "", record_notebook: str = "", name: str = "", days: int = 30) -> EmailInvestigation:
+    """Run the email investigation for a playbook notebook's parameters and record it; the
+    analyzers look *days* back from the first message."""
+    from datetime import timedelta
     from workbench.store import open_store
     from workbench.tenant import open_tenant
 
@@ -58,8 +60,8 @@ def run_email_playbook(playbook: str, *, tenant: str, messages: list[str], alert
             store, Lake.for_tenant(t), messages, playbook=playbook,
             name=name or f"{playbook.replace('_', ' ').capitalize()}: {len(messages)} email(s)",
             started_by=started_by or acting_user(), alert_id=alert_id or None,
-            parameters={"tenant": tenant, "messages": messages, "alert_id": alert_id},
-            playbook_version=version_of(playbook), notebook=record_notebook)
+            parameters={"tenant": tenant, "messages": messages, "alert_id": alert_id, "days": days},
+            playbook_version=version_of(playbook), notebook=record_notebook, window=timedelta(days=days))
     finally:
         store.dispose()
 
@@ -186,7 +188,7 @@ def show(result: EmailInvestigation | UserInvestigation | Record) -> Any:
 def _run_email(playbook: str, params: PlaybookParameters) -> Record:
     return run_email_playbook(playbook, tenant=params.tenant, messages=list(params.messages), alert_id=params.alert_id,
                               started_by=params.started_by, db_url=params.db_url,
-                              record_notebook=params.record_notebook).record
+                              record_notebook=params.record_notebook, days=params.days).record
 
 
 def _run_user(playbook: str, params: PlaybookParameters) -> Record:
