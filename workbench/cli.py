@@ -412,6 +412,10 @@ def _register() -> None:
     main.add_command(incidents)
     main.add_command(air)
 
+    from workbench.cli_actions import actions
+
+    main.add_command(actions)
+
 
 _register()
 

@@ -447,6 +447,58 @@ class Lake:
                 raise
         return AppendResult(t.name, rows_in, rows_written, tuple(placed))
 
+    def update(self, table: str | Table, frame: pl.DataFrame, on: Sequence[str]) -> int:
+        """Set columns of stored rows (the "latest" columns, e.g. EmailEvents.LatestDeliveryLocation
+        after a remediation). Each row of *frame* names stored rows by the *on* columns within
+        the day of its time column and carries new values for its other columns.
+
+        Only the named days are rewritten, each into one new file that replaces the day's
+        files under the table lock (as :meth:`compact` does); applying the same update again
+        changes nothing. Returns the number of stored rows matched."""
+        t = lookup(table)
+        setting = [c for c in frame.columns if c not in (*on, t.time_column)]
+        unknown = [c for c in (*on, *setting) if c not in t.schema]
+        if unknown or t.time_column not in frame.columns:
+            raise InputError(f"{t.name}: cannot update by {list(on)} with {frame.columns}; "
+                             f"give {t.time_column}, the key columns and columns of {t.name}")
+        if set(setting) & {*t.key, t.time_column} or not setting:
+            raise InputError(f"{t.name}: an update sets columns other than {t.time_column} and the key {list(t.key)}")
+        if not frame.height:
+            return 0
+        frame = (frame.with_columns(pl.col(t.time_column).dt.date().alias("__day"))
+                 .unique(subset=[*on, "__day"], keep="last", maintain_order=True))
+        matched = 0
+        with self._locked(t) as folder:
+            for (day,), part in sorted(frame.partition_by("__day", as_dict=True).items(), key=lambda kv: kv[0]):
+                target = folder / f"{_DAY}{day.isoformat()}"
+                if not target.is_dir():
+                    continue
+                self._sweep(target)
+                files = _parts(target)
+                if not files:
+                    continue
+                stored = _scan(files, t).collect()
+                new = part.select(*on, *(pl.col(c).cast(t.schema[c]).alias(f"__new_{c}") for c in setting),
+                                  pl.lit(True).alias("__hit"))
+                joined = stored.join(new, on=list(on), how="left", maintain_order="left")
+                hits = int(joined["__hit"].fill_null(False).sum())
+                if not hits:
+                    continue
+                hit = pl.col("__hit").fill_null(False)
+                rewritten = joined.with_columns(
+                    pl.when(hit).then(pl.col(f"__new_{c}")).otherwise(pl.col(c)).alias(c) for c in setting
+                ).select(t.column_names)
+                tmp = _write_sorted(_first_per_key(rewritten, t.key), target, t.time_column)
+                try:
+                    os.replace(tmp, target / _new_name(_PART))
+                except BaseException:
+                    tmp.unlink(missing_ok=True)
+                    raise
+                for f in files:  # a crash here leaves old rows beside new ones: the next update or compaction drops them
+                    f.unlink()
+                matched += hits
+        return matched
+
     def _targets(self, table: str | Table | None) -> list[Table]:
         """The named table (or every table with data) if its folder exists."""
         tables = [lookup(table)] if table is not None else [TABLES[n] for n in self.tables()]

@@ -53,8 +53,20 @@ def _investigations(tenant: Tenant) -> str:
     return f"{done} investigation(s) run for new alerts" + (f", {len(outcomes) - done} failed" if len(outcomes) > done else "")
 
 
+def _actions(tenant: Tenant) -> str:
+    from workbench.actions import import_all
+    from workbench.store import open_store
+
+    store = open_store(tenant)
+    try:
+        found = import_all(store)  # AIR's proposals become pending actions (once each)
+    finally:
+        store.dispose()
+    return f"{sum(a.status.value == 'pending' for a in found)} action(s) pending approval in the action center"
+
+
 STAGES: list[Stage] = [Stage("dashboard", _dashboard_projection), Stage("alerts", _alerts),
-                       Stage("investigations", _investigations)]
+                       Stage("investigations", _investigations), Stage("actions", _actions)]
 
 
 def run_pipeline(tenant: Tenant, *, progress: bool = False) -> list[str]:

@@ -52,11 +52,17 @@ def _v4(conn: sa.Connection) -> None:
     t.metadata.create_all(conn, tables=[t.air_settings])
 
 
+def _v5(conn: sa.Connection) -> None:
+    t.metadata.create_all(conn, tables=[t.actions, t.action_targets, t.action_origins, t.action_events,
+                                        t.action_requests])
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "alerts, incidents, evidence, comments, activity log, policy settings and watermarks", _v1),
     Migration(2, "automated investigations: runs, evidence, clusters, proposed actions, analyzer log", _v2),
     Migration(3, "dispatch claims: which dispatcher started which alert's investigation", _v3),
     Migration(4, "AIR settings: throttling (investigations running at once, queue expiry, entity cap)", _v4),
+    Migration(5, "action center: actions, per-copy targets and results, history, adapter requests", _v5),
 )
 LATEST = MIGRATIONS[-1].version
 

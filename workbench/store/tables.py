@@ -269,3 +269,86 @@ air_settings = sa.Table(
     sa.Column("value", sa.String(200), nullable=False),
     _now_column("updated"),
 )
+
+
+# ---------------------------------------------------------------- action center (migration 5)
+
+actions = sa.Table(
+    "actions", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.String(40), nullable=False),
+    sa.Column("status", sa.String(24), nullable=False),
+    sa.Column("source", sa.String(20), nullable=False),  # air, explorer, incident, cli
+    sa.Column("source_ref", sa.String(300), nullable=False, default=""),
+    sa.Column("open_key", sa.String(64), unique=True),  # dedup hash while the action is open, else null
+    sa.Column("name", sa.String(1000), nullable=False),
+    sa.Column("target_kind", sa.String(20), nullable=False),
+    sa.Column("target", sa.String(1000), nullable=False, default=""),
+    sa.Column("reason", sa.Text, nullable=False, default=""),
+    sa.Column("investigation_id", sa.Integer, sa.ForeignKey("investigations.id")),
+    sa.Column("undo_of", sa.Integer, sa.ForeignKey("actions.id")),
+    sa.Column("proposed_by", sa.String(200), nullable=False),
+    _now_column("created"),
+    _now_column("expires"),
+    sa.Column("decided_by", sa.String(200), nullable=False, default=""),
+    sa.Column("decided", UTCDateTime()),
+    sa.Column("comment", sa.Text, nullable=False, default=""),
+    sa.Column("started", UTCDateTime()),
+    sa.Column("finished", UTCDateTime()),
+    sa.Column("runner", sa.String(200), nullable=False, default=""),  # host:pid of the executor holding it
+    sa.Column("heartbeat", UTCDateTime()),  # the executor's last sign of life (its lease)
+    sa.Column("n_targets", sa.Integer, nullable=False, default=0),
+    sa.Column("n_success", sa.Integer, nullable=False, default=0),
+    sa.Column("n_failure", sa.Integer, nullable=False, default=0),
+    sa.Column("n_already", sa.Integer, nullable=False, default=0),
+    sa.Column("n_not_found", sa.Integer, nullable=False, default=0),
+    sa.Index("ix_actions_status", "status"),
+)
+
+action_targets = sa.Table(
+    "action_targets", metadata,
+    sa.Column("action_id", sa.Integer, sa.ForeignKey("actions.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("network_message_id", sa.String(300), nullable=False),
+    sa.Column("mailbox", sa.String(320), nullable=False),
+    sa.Column("destination", sa.String(60), nullable=False),
+    sa.Column("state", sa.String(10), nullable=False),  # pending, moving (intent written), done
+    sa.Column("outcome", sa.String(24)),  # Success, Failure, AlreadyInDestination, NotFound
+    sa.Column("source_folder", sa.String(60)),  # where the copy was before the move (what undo restores)
+    sa.Column("reason", sa.Text, nullable=False, default=""),
+    sa.Column("attempted", UTCDateTime()),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.UniqueConstraint("action_id", "network_message_id", "mailbox", name="uq_action_target"),
+    sa.Index("ix_action_targets_state", "action_id", "state"),
+)
+
+action_origins = sa.Table(  # where an action came from: imported once, ever (an identical proposal joins it)
+    "action_origins", metadata,
+    sa.Column("origin_key", sa.String(200), primary_key=True),  # e.g. "air-proposal:40", "undo:12"
+    sa.Column("action_id", sa.Integer, sa.ForeignKey("actions.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("investigation_id", sa.Integer, sa.ForeignKey("investigations.id")),
+    sa.Index("ix_action_origins_investigation", "investigation_id"),
+)
+
+action_events = sa.Table(
+    "action_events", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("action_id", sa.Integer, sa.ForeignKey("actions.id", ondelete="CASCADE"), nullable=False),
+    _now_column("at"),
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("event", sa.String(40), nullable=False),
+    sa.Column("comment", sa.Text, nullable=False, default=""),
+    sa.Index("ix_action_events_action", "action_id"),
+)
+
+action_requests = sa.Table(  # what non-mail actions handed to an adapter (blocklist, directory)
+    "action_requests", metadata,
+    sa.Column("action_id", sa.Integer, sa.ForeignKey("actions.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("adapter", sa.String(80), nullable=False),
+    sa.Column("kind", sa.String(40), nullable=False),
+    sa.Column("target_kind", sa.String(20), nullable=False),
+    sa.Column("target", sa.String(1000), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),  # requested (the adapter records; nothing enforced yet)
+    sa.Column("requested_by", sa.String(200), nullable=False),
+    _now_column("requested"),
+)
