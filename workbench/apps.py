@@ -43,7 +43,7 @@ APPS: tuple[App, ...] = (
     App("incidents", "Incidents", "Incidents.ipynb",
         "Alerts correlated into incidents, with their evidence, severity and status."),
     App("action_center", "Action center", "ActionCenter.ipynb",
-        "Pending and completed remediation actions, with who approved them and when."),
+        "Remediation waiting for approval and done: approve or reject, dry run, run, undo, per-message results."),
     App("simulator", "Attack simulator", "Simulator.ipynb",
         "Phishing simulation campaigns and how users responded to them."),
     App("threat_intel", "Threat intelligence", "ThreatIntel.ipynb",

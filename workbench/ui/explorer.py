@@ -652,14 +652,23 @@ class ExplorerPanel(w.VBox):
 
 
 def _incident_handler(tenant: Any) -> Callable[[ActionRequest], str | None]:
-    """Requests for incidents and investigations go to the tenant's incident service (its store
-    opened on first use); the others wait for their services (a one-line note says so)."""
+    """Requests for incidents and investigations go to the tenant's incident service; the
+    remediation kinds ("Move or delete", "Propose remediation") become actions in the action
+    center (:meth:`ActionService.from_explorer`). The store is opened on first use."""
     def handle(request: ActionRequest) -> str | None:
+        from workbench.store import open_store
+
+        if request.handler in ("remediation", "action center"):
+            from workbench.actions import ActionService
+
+            action = ActionService.for_tenant(tenant, open_store(tenant), acting_user()).from_explorer(request)
+            then = "approve it in the Action center" if action.status.decidable else "run it in the Action center"
+            return (f"action {action.id} ({action.kind.label}, {action.totals.targets:,} copies) is "
+                    f"{action.status.value}; {then} (ActionCenter.ipynb?action={action.id})")
         if request.handler not in ("incidents", "investigations"):
             return None
         from workbench.incidents.explorer_actions import carry_out
         from workbench.incidents.service import IncidentService
-        from workbench.store import open_store
 
         return carry_out(IncidentService(open_store(tenant), acting_user()), request)
     return handle

@@ -21,9 +21,10 @@ from urllib.parse import parse_qs, quote
 
 import ipywidgets as w
 
+from workbench.actions import Action, ActionKind, ActionService, ActionSource
 from workbench.air import records
 from workbench.air.dispatch import awaiting_investigation
-from workbench.errors import WorkbenchError
+from workbench.errors import InputError, WorkbenchError
 from workbench.explorer.query import Query
 from workbench.identity import acting_user
 from workbench.incidents import report, saved_filters
@@ -37,6 +38,7 @@ from workbench.ui.render import STYLE, defang, esc
 EXPLORER = "Explorer.ipynb"  # relative: next to this app in Voila
 INCIDENTS = "Incidents.ipynb"  # this app: ``INCIDENTS?incident=N`` opens incident N's page
 INVESTIGATIONS = "Investigations.ipynb"  # ``?investigation=N``: one automated investigation
+ACTION_CENTER = "ActionCenter.ipynb"  # ``?action=N``: one remediation action and its per-message log
 PLAYBOOK_APPS = "playbooks"  # ``playbooks/<name>.ipynb?alert=ID`` runs a playbook for an alert
 SEVERITY_COLORS = {"high": "#c92a2a", "medium": "#e67700", "low": "#1c7ed6", "informational": "#666", "unknown": "#999"}
 EVIDENCE_TABS = [("All evidence", None), ("Emails", EntityKind.EMAIL), ("Email clusters", EntityKind.CLUSTER),
@@ -119,10 +121,11 @@ class IncidentPanel(_Panel):
 
     def __init__(self, service: IncidentService, incident_id: int, *, explorer: str = EXPLORER,
                  incidents: str = INCIDENTS, export_dir: Path | None = None,
-                 on_change: Callable[[], None] | None = None) -> None:
+                 on_change: Callable[[], None] | None = None, actions: ActionService | None = None,
+                 action_center: str = ACTION_CENTER) -> None:
         super().__init__(service)
         self.incident_id, self.explorer, self.export_dir, self.on_change = incident_id, explorer, export_dir, on_change
-        self.incidents_app = incidents
+        self.incidents_app, self.actions, self.action_center = incidents, actions, action_center
         self.page: IncidentPage | None = None
         self.summary = w.HTML()
         self.name = w.Text(description="Name", layout=w.Layout(width="60%"))
@@ -150,8 +153,11 @@ class IncidentPanel(_Panel):
         self.link_button = w.Button(description="Link alert")
         self.unlink = w.Dropdown(description="Unlink")
         self.unlink_button = w.Button(description="Unlink alert")
-        self.take_action = w.Button(description="Take action", icon="gavel", disabled=True,
-                                    tooltip="Email actions arrive with the action center (not set up yet)")
+        self.take_action = w.Button(
+            description="Take action", icon="gavel", disabled=actions is None,
+            tooltip=("Propose a soft delete of this incident's emails still in mailboxes (an approver runs it)"
+                     if actions is not None else "No action center for this incident's tenant"))
+        self.take_action_result = w.HTML()
         self.alerts = w.HTML()
         self.evidence = w.Tab()
         self.timeline = w.HTML()
@@ -164,7 +170,7 @@ class IncidentPanel(_Panel):
         self.download = w.HTML()
         self.investigations = w.HTML('<div class="wb-empty">Automated investigations of this incident appear here '
                                      "once automated investigation and response is set up for this tenant.</div>")
-        sections = w.Tab(children=[self.alerts, w.VBox([self.evidence, self.take_action]), self.investigations,
+        sections = w.Tab(children=[self.alerts, w.VBox([self.evidence, w.HBox([self.take_action, self.take_action_result])]), self.investigations,
                                    self.timeline, w.VBox([self.comments, w.HBox([self.comment_text, self.comment_button])]),
                                    self.history])
         for i, title in enumerate(["Alerts", "Evidence", "Investigations", "Timeline", "Comments",
@@ -196,6 +202,7 @@ class IncidentPanel(_Panel):
         self._on(self.link_button, lambda: svc.link_alert(iid, self.link_alert.value.strip()), "alert linked")
         self._on(self.unlink_button, lambda: svc.unlink_alert(self.unlink.value or ""), "alert moved to a new incident")
         self._on(self.comment_button, self._comment, "comment added")
+        self.take_action.on_click(lambda _: self.propose_remediation())
         self.html_button.on_click(lambda _: self.export("html"))
         self.md_button.on_click(lambda _: self.export("md"))
         self.refresh()
@@ -294,6 +301,37 @@ class IncidentPanel(_Panel):
         self.history.value = _table(["Time (UTC)", "Who", "Action", "Old", "New"],
                                     [[_when(a.at), a.actor, a.action, a.old, a.new] for a in reversed(page.activity)])
 
+    def propose_remediation(self) -> Action | None:
+        """"Take action": propose a soft delete of the incident's email evidence still in
+        mailboxes, through the action center (pending until an approver approves and runs it)."""
+        if self.actions is None or self.page is None:
+            return None
+        actions, page, iid = self.actions, self.page, self.incident_id
+
+        def propose() -> Action:
+            emails = [e.entity.value.rpartition("|") for e in page.evidence if e.entity.kind == EntityKind.EMAIL]
+            if not emails:
+                raise InputError(f"incident {iid} has no email evidence; add emails to it from the Explorer first")
+            copies = actions.in_mailboxes([(nmid, rcpt) for nmid, _, rcpt in emails])
+            if not copies:
+                raise InputError(f"none of incident {iid}'s {len(emails):,} email(s) is still in a mailbox; "
+                                 "nothing to remediate")
+            return actions.propose(ActionKind.SOFT_DELETE, copies=copies, source=ActionSource.INCIDENT,
+                                   source_ref=f"incident {iid}", reason=f"email evidence of incident {iid}",
+                                   name=f"Soft delete: {len(copies):,} email copies of incident {iid}",
+                                   proposed_by=self.service.actor)
+        self.take_action_result.value = ""
+        action = self.act(propose)
+        if action is FAILED:
+            return None
+        then = "approve it" if action.status.decidable else "see it"
+        self.take_action_result.value = (
+            f'<span class="wb-note wb-take-action">Action {int(action.id)} ({esc(action.kind.label)}, '
+            f'{action.totals.targets:,} copies still in mailboxes) is {esc(action.status.value)}: {then} in the '
+            f'<a href="{esc(self.action_center)}?action={int(action.id)}" target="_blank" rel="noopener">'
+            "Action center</a></span>")
+        return action
+
     def export(self, kind: str) -> Path | None:
         """Write the report into the tenant's reports folder and offer it for download."""
         if self.page is None:
@@ -317,9 +355,11 @@ class IncidentQueuePanel(_Panel):
 
     def __init__(self, service: IncidentService, *, explorer: str = EXPLORER, incidents: str = INCIDENTS,
                  export_dir: Path | None = None, policies: Sequence[str] = (),
-                 now: Callable[[], datetime] | None = None) -> None:
+                 now: Callable[[], datetime] | None = None, actions: ActionService | None = None,
+                 action_center: str = ACTION_CENTER) -> None:
         super().__init__(service)
         self.explorer, self.incidents_app, self.export_dir = explorer, incidents, export_dir
+        self.actions, self.action_center = actions, action_center
         self._now = now or (lambda: datetime.now(UTC))
         self.incidents: list[Incident] = []
         self.page: IncidentPanel | None = None
@@ -392,9 +432,12 @@ class IncidentQueuePanel(_Panel):
         if base:
             kwargs.setdefault("explorer", f"{base}/voila/render/{EXPLORER}")
             kwargs.setdefault("incidents", f"{base}/voila/render/{INCIDENTS}")
+            kwargs.setdefault("action_center", f"{base}/voila/render/{ACTION_CENTER}")
         kwargs.setdefault("export_dir", t.root / "reports")
         kwargs.setdefault("policies", [p.id for p in load_policies()])
-        panel = cls(IncidentService(open_store(t), acting_user()), **kwargs)
+        store = open_store(t)
+        kwargs.setdefault("actions", ActionService.for_tenant(t, store, acting_user()))
+        panel = cls(IncidentService(store, acting_user()), **kwargs)
         wanted = parse_qs(os.environ.get("QUERY_STRING", "")).get("incident", [""])[0].lstrip("#")
         if wanted:
             if wanted.isdigit():
@@ -460,7 +503,8 @@ class IncidentQueuePanel(_Panel):
         if self.act(lambda: self.service.get(incident_id)) is FAILED:
             return None
         self.page = IncidentPanel(self.service, incident_id, explorer=self.explorer, incidents=self.incidents_app,
-                                  export_dir=self.export_dir, on_change=self.refresh)
+                                  export_dir=self.export_dir, on_change=self.refresh, actions=self.actions,
+                                  action_center=self.action_center)
         self.page_box.children = [self.page]
         return self.page
 
