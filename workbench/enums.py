@@ -194,6 +194,14 @@ class FileWorkload(StrEnum):
     TEAMS = "Teams"
 
 
+class FileAction(StrEnum):
+    """The latest action taken on a file found malicious (FileMaliciousContentInfo.LatestFileAction):
+    blocked (quarantined: it cannot be opened or downloaded) or released; null when none."""
+
+    BLOCKED = "Blocked"
+    RELEASED = "Released"
+
+
 class PostDeliveryActionType(StrEnum):
     MANUAL_REMEDIATION = "Manual Remediation"
     PHISH_ZAP = "Phish ZAP"
@@ -328,6 +336,7 @@ __all__ = [
     "ClickAction",
     "ClickWorkload",
     "FileWorkload",
+    "FileAction",
     "PostDeliveryActionType",
     "PostDeliveryAction",
     "ActionTrigger",

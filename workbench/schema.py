@@ -363,7 +363,8 @@ CloudAppEvents = _table(
 
 FileMaliciousContentInfo = _table(
     "FileMaliciousContentInfo",
-    "Malicious files detected in SharePoint, OneDrive and Teams (content malware, §1.4).",
+    "Malicious files detected in SharePoint, OneDrive and Teams (content malware, §1.4); LatestFileAction "
+    "(Blocked / Released, set by the action center) is the workbench's own column.",
     """
     Timestamp datetime
     Workload string
@@ -380,6 +381,7 @@ FileMaliciousContentInfo = _table(
     LastModifiedBy string
     LastModifiedTime datetime
     ReportId string
+    LatestFileAction string
     """,
 )
 

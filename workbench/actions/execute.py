@@ -19,6 +19,11 @@ counted as moved by this action, once. So no copy is moved twice or lost, and un
 copy's original folder. Every transaction first checks that this executor still holds the
 action.
 
+**Files.** ``blockFile`` / ``releaseFile`` run the same way over the file store: intent (each
+place's state: ``Quarantine`` when blocked, none when in place), block or release, result; then
+the FileMaliciousContentInfo rows of the files that ended where the action wanted them get
+``LatestFileAction`` (Blocked / Released).
+
 **Publishing.** When every copy is done, one EmailPostDeliveryEvents row per moved copy
 (ReportId ``wb-action-<id>-<seq>``: appending again adds nothing) goes to the lake, and the
 copies' EmailEvents ``LatestDeliveryLocation`` / ``LatestDeliveryAction`` are set (so the
@@ -40,7 +45,8 @@ import sqlalchemy as sa
 
 from workbench.actions import repo
 from workbench.actions.model import Action, ActionKind, ActionStatus, MessageResult, landing
-from workbench.enums import ActionResult, ActionTrigger, Folder, PostDeliveryActionType
+from workbench.enums import ActionResult, ActionTrigger, FileAction, Folder, PostDeliveryActionType
+from workbench.files.store import FileRef, FileStore, UnsafePath, ref_for_row
 from workbench.errors import ConflictError
 from workbench.mail.base import CopyRef, Outcome
 from workbench.store import tables as t
@@ -120,6 +126,10 @@ def execute(service: ActionService, action_id: int, *, batch_size: int,
     me = runner_id()
     action, _ = claim(service, action_id, me)
     try:
+        if action.kind.moves_files:
+            _move_files(service, action, me, batch_size, progress)
+            _publish_files(service, action)
+            return _finish(service, action, me)
         if action.kind.moves_mail:
             _move_all(service, action, me, batch_size, progress)
             _publish(service, action)
@@ -263,6 +273,80 @@ def _publish(service: ActionService, action: Action) -> None:
         pl.col("DeliveryLocation").alias("LatestDeliveryLocation"), "LatestDeliveryAction")
     if latest.height:
         lake.update("EmailEvents", latest, on=["NetworkMessageId", "RecipientEmailAddress"])
+
+
+class _FilePlaces:
+    """The file store seen as ``_intent`` sees a mail store: a place is in Quarantine or not."""
+
+    def __init__(self, files: FileStore) -> None:
+        self.files = files
+
+    def folder(self, sha256: str, place: str) -> Folder | None:
+        try:
+            return Folder.QUARANTINE if self.files.state(FileRef.parse(place)) == "blocked" else None
+        except UnsafePath:  # the block or release itself reports it as that place's failure
+            return None
+
+
+def _move_files(service: ActionService, action: Action, me: str, batch_size: int,
+                progress: Callable[[int, int], None] | None) -> None:
+    """Block or release each place, in batches: intent, operation, result (see the module docstring)."""
+    files = service._files()
+    places = _FilePlaces(files)
+    dest = action.kind.destination  # Quarantine (block) or None (back in place)
+    total = action.totals.targets
+    with service.store.read() as conn:
+        done = conn.execute(sa.select(sa.func.count()).where(T.c.action_id == action.id, T.c.state == "done")).scalar_one()
+    if progress:
+        progress(done, total)
+    while True:
+        with service.store.read() as conn:
+            batch = [repo.result_of(r) for r in conn.execute(
+                sa.select(T).where(T.c.action_id == action.id, T.c.state != "done").order_by(T.c.seq).limit(batch_size))]
+        if not batch:
+            break
+        sources = _intent(service, action, me, batch, places)
+        refs = [FileRef.parse(r.mailbox) for r in batch]
+        if action.kind is ActionKind.BLOCK_FILE:
+            results = files.block(refs, expected=[r.network_message_id for r in batch], at=service.clock())
+        else:
+            results = files.release(refs)
+        moved: dict[int, tuple[Outcome, Folder | None, str]] = {}
+        for r, res in zip(batch, results):
+            src, outcome = sources[r.seq], res.outcome
+            resumed = r.state == "moving" or src is not None
+            if outcome is Outcome.ALREADY_IN_DESTINATION and src is not dest and resumed:
+                outcome = Outcome.SUCCESS  # done by this action in a run that died before recording it
+            moved[r.seq] = (outcome, src, res.reason)
+        _record(service, action, me, moved)
+        done += len(batch)
+        if progress:
+            progress(done, total)
+
+
+def _publish_files(service: ActionService, action: Action) -> None:
+    """``LatestFileAction`` of the FileMaliciousContentInfo rows of the places now blocked (or released)."""
+    lake = service.lake
+    if lake is None:
+        return
+    with service.store.read() as conn:
+        ended = {(r.network_message_id, r.mailbox) for r in repo.results(conn, action.id)
+                 if r.outcome in (Outcome.SUCCESS, Outcome.ALREADY_IN_DESTINATION)}
+    if not ended:
+        return
+    value = (FileAction.BLOCKED if action.kind is ActionKind.BLOCK_FILE else FileAction.RELEASED).value
+    rows = (lake.scan("FileMaliciousContentInfo", columns=["Timestamp", "Workload", "SiteUrl", "FolderPath", "FileName",
+                                                            "SHA256", "ReportId"])
+            .filter(pl.col("SHA256").str.to_lowercase().is_in(sorted({sha for sha, _ in ended})))
+            .collect())
+    hits = [(r["Timestamp"], r["ReportId"]) for r in rows.iter_rows(named=True)
+            if (ref := ref_for_row(r["Workload"], r["SiteUrl"], r["FolderPath"], r["FileName"])) is not None
+            and (r["SHA256"].lower(), ref.key) in ended]
+    if hits:
+        lake.update("FileMaliciousContentInfo", pl.DataFrame(
+            {"Timestamp": [h[0] for h in hits], "ReportId": [h[1] for h in hits], "LatestFileAction": [value] * len(hits)},
+            schema={"Timestamp": pl.Datetime("us", "UTC"), "ReportId": pl.String, "LatestFileAction": pl.String}),
+            on=["ReportId"])
 
 
 def _finish(service: ActionService, action: Action, me: str) -> Action:

@@ -12,6 +12,8 @@ Lifecycle::
 <Folder.RECOVERABLE_DELETIONS: 'Recoverable Items/Deletions'>
 >>> ActionKind.BLOCK_URL.moves_mail, ActionKind.HARD_DELETE.undoable
 (False, False)
+>>> ActionKind.BLOCK_FILE.moves_files, ActionKind.BLOCK_FILE.undoable, ActionKind.BLOCK_FILE.destination
+(True, True, <Folder.QUARANTINE: 'Quarantine'>)
 >>> Totals(targets=3, success=2, not_found=1).status
 <ActionStatus.PARTIALLY_COMPLETED: 'partiallyCompleted'>
 """
@@ -61,8 +63,9 @@ class ActionSource(StrEnum):
 
 
 class ActionKind(StrEnum):
-    """What an action does. The mail kinds move copies in the mail store; the others are
-    requests to an adapter (a tenant blocklist, the directory)."""
+    """What an action does. The mail kinds move copies in the mail store, the file kinds move
+    shared files into and out of the file store's quarantine; the others are requests to an
+    adapter (a tenant blocklist, the directory)."""
 
     SOFT_DELETE = "softDelete"
     HARD_DELETE = "hardDelete"
@@ -78,20 +81,27 @@ class ActionKind(StrEnum):
     REMOVE_DELEGATION = "removeDelegation"
     RESET_PASSWORD = "resetPassword"
     DISABLE_USER = "disableUser"
+    BLOCK_FILE = "blockFile"  # quarantine files in SharePoint, OneDrive and Teams (cannot be opened or downloaded)
+    RELEASE_FILE = "releaseFile"  # put blocked files back at their places (also the undo of a block)
 
     @property
     def moves_mail(self) -> bool:
         return self in _DESTINATION or self is ActionKind.RESTORE
 
     @property
+    def moves_files(self) -> bool:
+        """Acts on the file store: one target per file place (SHA256 and ``Workload/site/path``)."""
+        return self in (ActionKind.BLOCK_FILE, ActionKind.RELEASE_FILE)
+
+    @property
     def destination(self) -> Folder | None:
-        """Where every copy goes (None for a restore: each copy goes back to its own source)."""
-        return _DESTINATION.get(self)
+        """Where every copy goes (None for a restore or a release: each goes back to its own place)."""
+        return Folder.QUARANTINE if self is ActionKind.BLOCK_FILE else _DESTINATION.get(self)
 
     @property
     def undoable(self) -> bool:
-        """Moves and soft deletes can be undone; a hard delete is final."""
-        return self.moves_mail and self not in (ActionKind.HARD_DELETE, ActionKind.RESTORE)
+        """Moves, soft deletes and file blocks can be undone; a hard delete is final."""
+        return (self.moves_mail and self not in (ActionKind.HARD_DELETE, ActionKind.RESTORE)) or self is ActionKind.BLOCK_FILE
 
     @property
     def label(self) -> str:
@@ -113,7 +123,7 @@ _LABELS = {
     ActionKind.BLOCK_URL: "Block URL", ActionKind.BLOCK_SENDER: "Block sender", ActionKind.BLOCK_DOMAIN: "Block domain",
     ActionKind.REMOVE_FORWARDING_RULE: "Remove forwarding rule", ActionKind.REMOVE_INBOX_RULE: "Remove inbox rule",
     ActionKind.REMOVE_DELEGATION: "Remove delegation", ActionKind.RESET_PASSWORD: "Reset password",
-    ActionKind.DISABLE_USER: "Disable user",
+    ActionKind.DISABLE_USER: "Disable user", ActionKind.BLOCK_FILE: "Block file", ActionKind.RELEASE_FILE: "Release file",
 }
 
 
@@ -238,7 +248,7 @@ class DryRunRow:
     network_message_id: str
     mailbox: str
     current: Folder | None
-    destination: Folder
+    destination: Folder | None  # None: back to its own place (a file release)
     would: Outcome  # SUCCESS (would move), ALREADY_IN_DESTINATION, NOT_FOUND
 
 

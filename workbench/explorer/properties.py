@@ -228,6 +228,7 @@ _CONTENT_MALWARE: tuple[Property, ...] = (
     Property("threat_type", "Threat type", F, "ThreatTypes", Kind.ENUM, values=_enum(enums.ThreatType),
              shape=Shape.COMMA_LIST),
     Property("file_size", "File size", F, "FileSize", Kind.INT),
+    Property("file_action", "Latest action", F, "LatestFileAction", Kind.ENUM, values=_enum(enums.FileAction)),
 )
 
 _URL_CLICKS: tuple[Property, ...] = (

@@ -65,7 +65,7 @@ VIEWS: dict[str, View] = {v.key: v for v in (
     View("content_malware", "Content malware", "FileMaliciousContentInfo", None,
          ("malware_family", "detection_technology", "workload"),
          ("Timestamp", "FileName", "Workload", "ThreatTypes", "DetectionMethods", "LastModifiedBy", "FileOwner",
-          "FileSize", "SiteUrl", "SHA256", "ThreatNames"),
+          "FileSize", "SiteUrl", "SHA256", "ThreatNames", "LatestFileAction"),
          ("ReportId",), ("Documents",),
          "Files in SharePoint, OneDrive and Teams flagged as malicious."),
     View("url_clicks", "URL clicks", "UrlClickEvents", None,

@@ -54,7 +54,7 @@ def _when(value: datetime | None) -> str:
 
 def _per_item(kind: ActionKind) -> bool:
     """Whether the action has per-item results (mail copies, or file places for the file kinds)."""
-    return kind.moves_mail or bool(getattr(kind, "moves_files", False))
+    return kind.moves_mail or kind.moves_files
 
 
 def _text(value: str) -> str:

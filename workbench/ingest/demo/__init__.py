@@ -2,7 +2,8 @@
 
 ``generate("demo", users=300, days=30, seed=7)`` builds ``<home>/tenants/demo/`` with the
 lake (every canonical table), the mail store (raw RFC 5322 messages and a folder per
-recipient copy) and ``scenarios.json`` (ground truth: the ids of every row that belongs to
+recipient copy), the file store (``files/``: shared SharePoint, OneDrive and Teams files,
+including the content-malware story's, whose SHA256 is that of their FileMaliciousContentInfo rows) and ``scenarios.json`` (ground truth: the ids of every row that belongs to
 each planted story). The same seed, user count, day count and end date give identical rows
 and identical raw messages. Generation streams day by day, so memory stays flat as the
 tenant grows; it writes into a staging folder that becomes the tenant only when complete.
@@ -37,6 +38,8 @@ from workbench.ingest.batch import protected_people
 from workbench.ingest.demo.emit import Catalog, emit, header_blocks, spec_frame
 from workbench.ingest.demo.judge import IntelFeed, Judge, Zap, zap_type
 from workbench.ingest.demo.traffic import WORK_HOURS, Traffic
+from workbench.files.store import FileStore
+from workbench.ingest.demo.shared import benign_files
 from workbench.lake import Lake
 from workbench.mail.embedded import EmbeddedMailStore
 
@@ -210,6 +213,8 @@ def generate(
         planter = stories.Planter(org, story_rng, catalog, window_start, window_end, judge)
         truth = stories.plant(planter)
         story_specs = spec_frame(planter.specs).with_columns(_category=pl.lit("story"))
+        files = FileStore(t.files_dir)  # the shared files: the planted ones and some ordinary ones
+        files.fill([*benign_files(org), *planter.files])
         t.root.joinpath("intel").mkdir(exist_ok=True)
         feed.write_stix(t.root / "intel" / "demo-feed.stix.json")
         story_rows = {table: schema.table(table).from_rows(rows) for table, rows in planter.rows.items()}
@@ -285,13 +290,14 @@ def generate(
             start=window_start, end=window_end, rows=counts, stories=[s["id"] for s in truth], raw_messages=raw_messages,
             seconds=time.perf_counter() - started,
         )
+        shared = len(files.list())
         tenants.write_manifest(t, {
             "name": name, "kind": "demo", "workbench_version": __version__,
             "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "parameters": {"users": users, "days": days, "seed": seed, "end": last_day.isoformat(), "raw": raw},
             "window": window,
             "organisation": {"name": org.name, "domains": list(org.domains), "tenant_id": org.tenant_id},
-            "rows": counts, "raw_messages": raw_messages, "stories": summary.stories,
+            "rows": counts, "raw_messages": raw_messages, "shared_files": shared, "stories": summary.stories,
             "verdicts": {"evaluations": judge.evaluations, "intel_feed": "intel/demo-feed.stix.json",
                          "indicators": len(feed.indicators)},
         })

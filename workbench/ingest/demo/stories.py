@@ -32,6 +32,7 @@ from workbench.enums import (
     PostDeliveryAction,
     ReportType,
 )
+from workbench.files.store import FileRef, site_of
 from workbench.ingest.demo import lures, vocab
 from workbench.ingest.demo.activity import click, cloud_event, signin, user_ip
 from workbench.ingest.demo.content import Template, make_template
@@ -56,6 +57,7 @@ class Planter:
     specs: list[dict] = field(default_factory=list)
     rows: dict[str, list[dict]] = field(default_factory=dict)
     stories: list[dict] = field(default_factory=list)
+    files: list[tuple[FileRef, bytes]] = field(default_factory=list)  # shared files for the tenant's file store
     by_upn: dict[str, User] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -454,8 +456,10 @@ def content_malware(p: Planter, malware: dict) -> dict:
         p.add("CloudAppEvents", cloud_event(user, uploaded, CloudAppActionType.FILE_UPLOADED.value, up, application=app[workload],
                                             object_name=f"{site}/{path}", object_id=f"{site}/{path}",
                                             raw={"Operation": "FileUploaded", "UserId": user.upn, "SiteUrl": site, "SourceFileName": att.file_name}))
+        place = FileRef.of(workload, site_of(site), path)
+        p.files.append((place, att.content))
         record = {"Workload": workload.value, "FileName": att.file_name, "SHA256": att.sha256, "DocumentId": doc_id,
-                  "upload": up, "owner": user.upn, "detected": judged is not None}
+                  "upload": up, "owner": user.upn, "detected": judged is not None, "place": place.key}
         if judged is not None:
             rid = p.report_id()
             p.add("FileMaliciousContentInfo", dict(
