@@ -416,6 +416,14 @@ def _register() -> None:
 
     main.add_command(actions)
 
+    from workbench.cli_mail import mail
+
+    main.add_command(mail)
+
+    from workbench.cli_files import files
+
+    main.add_command(files)
+
 
 _register()
 

@@ -54,8 +54,16 @@ class _Progress:
 
 def _summary(a: Any) -> str:
     x = a.totals
-    counts = f"; {x.render()}" if a.kind.moves_mail and x.done else (f"; {x.targets:,} copies" if x.targets else "")
+    moves = a.kind.moves_mail or a.kind.moves_files
+    counts = f"; {x.render()}" if moves and x.done else (f"; {x.targets:,} copies" if x.targets else "")
+    if a.kind.moves_files:
+        counts = counts.replace("copies", "files").replace(" moved,", " done,")
     return f"action {a.id} ({a.kind.label}) is {a.status.value}{counts}"
+
+
+def _place(folder: Any) -> str:
+    """A file target's state as the CLI shows it."""
+    return "quarantine" if folder else "its place"
 
 
 @click.group()
@@ -109,6 +117,11 @@ def actions_show(action_id: int, show_copies: bool, home: Path | None, tenant_na
         click.echo(f"{'history':>12}: {_when(e.at)}  {e.actor}  {e.event}" + (f"  {e.comment}" if e.comment else ""))
     if show_copies:
         rows = service.results(action_id)
+        if a.kind.moves_files:
+            click.echo(_table([[r.seq, r.network_message_id, r.mailbox, _place(r.source_folder) if r.state != "pending"
+                                else "", _place(r.destination), r.outcome or r.state, r.reason] for r in rows],
+                              ["#", "SHA256", "place", "from", "to", "result", "reason"]))
+            return
         click.echo(_table([[r.seq, r.network_message_id, r.mailbox, r.source_folder or "", r.destination or "",
                             r.outcome or r.state, r.reason] for r in rows],
                           ["#", "NetworkMessageId", "mailbox", "from", "to", "result", "reason"]))
@@ -155,8 +168,13 @@ def actions_run(action_id: int, dry_run: bool, confirm: bool, batch_size: int | 
     service = _service(home, tenant_name, db_url)
     if dry_run:
         rows = service.dry_run(action_id)
-        click.echo(_table([[r.network_message_id, r.mailbox, r.current or "(none)", r.destination, r.would.value]
-                           for r in rows], ["NetworkMessageId", "mailbox", "now in", "would go to", "would be"]))
+        if service.get(action_id).kind.moves_files:
+            click.echo(_table([[r.network_message_id, r.mailbox, "(none)" if r.would.value == "NotFound" else _place(r.current),
+                                _place(r.destination), r.would.value] for r in rows],
+                              ["SHA256", "place", "now", "would go to", "would be"]))
+        else:
+                click.echo(_table([[r.network_message_id, r.mailbox, r.current or "(none)", r.destination, r.would.value]
+                               for r in rows], ["NetworkMessageId", "mailbox", "now in", "would go to", "would be"]))
         counts: dict[str, int] = {}
         for r in rows:
             counts[r.would.value] = counts.get(r.would.value, 0) + 1
@@ -189,12 +207,13 @@ def actions_undo(action_id: int, home: Path | None, tenant_name: str, db_url: st
 @db_option
 @friendly_errors
 def actions_import(investigation_id: int | None, home: Path | None, tenant_name: str, db_url: str | None) -> None:
-    """Make AIR's proposed actions pending actions (idempotent)."""
+    """Make AIR's proposed actions (and content-malware alerts' file blocks) pending actions (idempotent)."""
     from workbench.actions import import_all, import_proposals
+    from workbench.actions.service import import_file_alerts
 
     service = _service(home, tenant_name, db_url)
     found = (import_proposals(service.store, investigation_id) if investigation_id is not None
-             else import_all(service.store))
+             else [*import_all(service.store), *import_file_alerts(service)])
     click.echo(f"{len(found)} action(s) from AIR proposals; pending: "
                f"{sum(a.status.value == 'pending' for a in found)}")
 

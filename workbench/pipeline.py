@@ -54,12 +54,15 @@ def _investigations(tenant: Tenant) -> str:
 
 
 def _actions(tenant: Tenant) -> str:
-    from workbench.actions import import_all
+    from workbench.actions import ActionService, import_all
+    from workbench.actions.service import AIR_ACTOR, import_file_alerts
     from workbench.store import open_store
 
     store = open_store(tenant)
     try:
         found = import_all(store)  # AIR's proposals become pending actions (once each)
+        # content-malware alerts' files become pending blocks (once per alert)
+        found += import_file_alerts(ActionService.for_tenant(tenant, store, AIR_ACTOR))
     finally:
         store.dispose()
     return f"{sum(a.status.value == 'pending' for a in found)} action(s) pending approval in the action center"

@@ -11,6 +11,11 @@ import call. Every change is one transaction with a line in the action's history
 - **Dedup**: an identical open action (same kind, same copies or entity) is returned instead of
   a new one; an AIR proposal is imported once, ever.
 - **Expiry**: a pending action undecided for 7 days is ``expired``; checked on every read.
+- **Files** (SharePoint, OneDrive, Teams): ``blockFile`` quarantines files in the tenant's file
+  store and ``releaseFile`` (also the undo of a block) puts them back, one target per place;
+  :func:`propose_file_blocks` proposes a block from hashes, :func:`import_file_alerts` from the
+  content-malware alerts' file entities. The lake's FileMaliciousContentInfo rows of those files
+  get ``LatestFileAction`` (Blocked / Released).
 - **Safety**: a run touching more than ``max_share`` of the mailboxes or more than
   ``max_messages`` copies, and every hard delete, needs ``confirm=True``; :meth:`ActionService.dry_run`
   lists exactly what would move. Execution is in :mod:`workbench.actions.execute`.
@@ -35,6 +40,7 @@ from workbench.actions.model import (
 from workbench.actions.permissions import Permission, require
 from workbench.enums import Folder
 from workbench.errors import ConflictError, InputError, NotFound
+from workbench.files.store import _SHA, FileRef, FileStore, UnsafePath, check_sha256
 from workbench.mail.base import CopyRef, MailStore, Outcome
 from workbench.store import Store, insert_ignore
 from workbench.store import tables as t
@@ -51,6 +57,7 @@ FROM_AIR = {
     "disableUser": ActionKind.DISABLE_USER,
 }
 AIR_ACTOR = "AIR"
+MAX_PLACE = 320  # the longest Workload/site/path a file target can name (action_targets.mailbox)
 IN_MAILBOX = frozenset({Folder.INBOX, Folder.JUNK, Folder.DELETED_ITEMS})  # folders a user still sees
 
 
@@ -85,22 +92,23 @@ class ActionService:
 
     def __init__(self, store: Store, actor: str, *, mail: MailStore | None = None, lake: Any = None,
                  clock: Callable[[], datetime] | None = None, approvers: frozenset[str] | None = None,
-                 limits: Limits = Limits(), adapter: RequestAdapter | None = None) -> None:
+                 limits: Limits = Limits(), adapter: RequestAdapter | None = None,
+                 files: FileStore | None = None) -> None:
         if not actor:
             raise InputError("unknown acting user; set WORKBENCH_USER")
-        self.store, self.actor, self.mail, self.lake = store, actor, mail, lake
+        self.store, self.actor, self.mail, self.lake, self.files = store, actor, mail, lake, files
         self.clock = clock or _utc_now
         self.approvers, self.limits = approvers, limits
         self.adapter: RequestAdapter = adapter or RecordedRequests()
 
     @classmethod
     def for_tenant(cls, tenant: Any, store: Store, actor: str, **kw: Any) -> ActionService:
-        """The service over the tenant's mail store and lake."""
+        """The service over the tenant's mail store (embedded or Maildir, see workbench.mail.config) and lake."""
         from workbench.lake import Lake
-        from workbench.mail import EmbeddedMailStore
+        from workbench.mail import open_mail_store
 
-        path = tenant.mail_dir / "store.sqlite"
-        mail = EmbeddedMailStore(path) if path.exists() else None
+        mail = open_mail_store(tenant, missing_ok=True)
+        kw.setdefault("files", FileStore.for_tenant(tenant) if tenant.files_dir.is_dir() else None)
         return cls(store, actor, mail=mail, lake=Lake.for_tenant(tenant), **kw)
 
     def require(self, permission: Permission) -> None:
@@ -186,6 +194,17 @@ class ActionService:
         if kind is ActionKind.RESTORE:
             raise InputError("a restore is made by undo: workbench actions undo ID")
         self.require(Permission.PROPOSE)
+        if kind.moves_files:
+            refs = _file_targets(copies)
+            if not refs:
+                raise InputError(f"{kind.label}: no files given; give (SHA256, Workload/site/path) pairs")
+            target_kind = target_kind or "file"
+            target = target.strip() or (refs[0].network_message_id if len({r.network_message_id for r in refs}) == 1
+                                        else f"{len(refs):,} files")
+            return self._insert(kind, refs, target_kind=target_kind, target=target, name=name or f"{kind.label}: {target}",
+                                reason=reason, source=ActionSource(source), source_ref=source_ref,
+                                status=S.PENDING if submit else S.PROPOSED, investigation_id=investigation_id,
+                                origin_key=origin_key, proposed_by=proposed_by or self.actor)
         refs = list(dict.fromkeys(c if isinstance(c, CopyRef) else CopyRef.of(*c) for c in copies))
         if kind.moves_mail and not refs:
             raise InputError(f"{kind.label}: no message copies given; select the messages (NetworkMessageId, recipient)")
@@ -227,8 +246,11 @@ class ActionService:
                                          .returning(A.c.id)).scalar()
                 if action_id is None:
                     raise _Raced
-                dests = destinations or [kind.destination] * len(refs)
-                repo.add_targets(conn, action_id, zip(refs, dests))
+                if kind.moves_files:
+                    _add_file_targets(conn, action_id, refs, kind)
+                else:
+                    dests = destinations or [kind.destination] * len(refs)
+                    repo.add_targets(conn, action_id, zip(refs, dests))
                 repo.event(conn, action_id, now, proposed_by, "proposed" if not decided_by else "created",
                            f"from {source.value} {source_ref}".strip())
                 if decided_by:
@@ -338,8 +360,11 @@ class ActionService:
         return self.mail
 
     def dry_run(self, action_id: int) -> list[DryRunRow]:
-        """Exactly what a run would do now: each copy, its current folder and where it would go."""
+        """Exactly what a run would do now: each copy, its current folder and where it would go
+        (for a file: Quarantine when blocked, None when in place)."""
         action = self.get(action_id)
+        if action.kind.moves_files:
+            return self._dry_run_files(action)
         if not action.kind.moves_mail:
             return []
         mail = self._mail()
@@ -351,6 +376,28 @@ class ActionService:
             would = (Outcome.NOT_FOUND if current is None else
                      Outcome.ALREADY_IN_DESTINATION if current is r.destination else Outcome.SUCCESS)
             rows.append(DryRunRow(r.network_message_id, r.mailbox, current, r.destination, would))
+        return rows
+
+    def _files(self) -> FileStore:
+        if self.files is None:
+            raise NotFound("this tenant has no file store (files/); generate the demo tenant or add shared files first")
+        return self.files
+
+    def _dry_run_files(self, action: Action) -> list[DryRunRow]:
+        files, rows = self._files(), []
+        dest = action.kind.destination
+        for r in self.results(action.id):
+            if r.state == "done":
+                continue
+            try:
+                state = files.state(FileRef.parse(r.mailbox))
+            except UnsafePath:
+                rows.append(DryRunRow(r.network_message_id, r.mailbox, None, dest, Outcome.FAILURE))
+                continue
+            current = Folder.QUARANTINE if state == "blocked" else None
+            would = (Outcome.NOT_FOUND if state is None else
+                     Outcome.ALREADY_IN_DESTINATION if current is dest else Outcome.SUCCESS)
+            rows.append(DryRunRow(r.network_message_id, r.mailbox, current, dest, would))
         return rows
 
     def guard(self, action: Action, *, confirm: bool) -> None:
@@ -402,6 +449,8 @@ class ActionService:
                                 + ("; a hard delete is final" if action.kind is ActionKind.HARD_DELETE else ""))
         if action.status not in (S.COMPLETED, S.PARTIALLY_COMPLETED, S.FAILED, S.UNDONE):
             raise ConflictError(f"action {action_id} is {action.status.value}; only a finished action can be undone")
+        if action.kind.moves_files:
+            return self._undo_files(action, batch_size=batch_size, progress=progress)
         with self.store.read() as conn:
             existing = conn.execute(sa.select(A.c.id, A.c.status).join(O, O.c.action_id == A.c.id)
                                     .where(O.c.origin_key == f"undo:{action_id}")).first()
@@ -422,6 +471,101 @@ class ActionService:
         else:
             restore_id = existing.id
         return self.run(restore_id, confirm=True, batch_size=batch_size, progress=progress)
+
+
+    def _undo_files(self, action: Action, *, batch_size: int | None,
+                    progress: Callable[[int, int], None] | None) -> Action:
+        """Release every file the block quarantined (a releaseFile action, run now)."""
+        with self.store.read() as conn:
+            existing = conn.execute(sa.select(A.c.id, A.c.status).join(O, O.c.action_id == A.c.id)
+                                    .where(O.c.origin_key == f"undo:{action.id}")).first()
+        if existing is not None and not ActionStatus(existing.status).open:
+            raise ConflictError(f"action {action.id} was already undone by action {existing.id}")
+        if existing is None:
+            moved = [r for r in self.results(action.id) if r.outcome is Outcome.SUCCESS]
+            if not moved:
+                raise ConflictError(f"action {action.id} blocked no file; nothing to undo")
+            release = self._insert(
+                ActionKind.RELEASE_FILE, [CopyRef(r.network_message_id, r.mailbox) for r in moved], target_kind="file",
+                target=action.target, name=f"Undo of action {action.id}: {action.name}"[:1000],
+                reason=f"release what action {action.id} blocked", source=ActionSource.CLI,
+                source_ref=f"undo of action {action.id}", status=S.APPROVED, investigation_id=None,
+                origin_key=f"undo:{action.id}", proposed_by=self.actor, decided_by=self.actor, undo_of=action.id)
+            release_id = release.id
+        else:
+            release_id = existing.id
+        return self.run(release_id, confirm=True, batch_size=batch_size, progress=progress)
+
+
+def _file_targets(copies: Sequence[Any]) -> list[CopyRef]:
+    """File targets as stored: (SHA256 lower-cased, ``Workload/site/path`` checked, case kept)."""
+    out = []
+    for c in copies:
+        sha, place = (c.network_message_id, c.mailbox) if isinstance(c, CopyRef) else c
+        key = place.key if isinstance(place, FileRef) else FileRef.parse(str(place)).key
+        if len(key) > MAX_PLACE:
+            raise InputError(f"file path {key[:60]}... is longer than {MAX_PLACE} characters; move or rename it first")
+        out.append(CopyRef(check_sha256(sha), key))
+    return list(dict.fromkeys(out))
+
+
+def _add_file_targets(conn: sa.Connection, action_id: int, refs: Sequence[CopyRef], kind: ActionKind) -> None:
+    """One target per file place; the destination is Quarantine (block) or empty (back to its place)."""
+    dest = kind.destination.value if kind.destination else ""
+    conn.execute(t.action_targets.insert(), [
+        dict(action_id=action_id, seq=i, network_message_id=r.network_message_id, mailbox=r.mailbox, destination=dest,
+             state="pending", outcome=None, source_folder=None, reason="", attempted=None, attempts=0)
+        for i, r in enumerate(refs, start=1)])
+
+
+def propose_file_blocks(service: ActionService, sha256s: Iterable[str], *, reason: str = "",
+                        source: ActionSource | str = ActionSource.CLI, source_ref: str = "", submit: bool = True,
+                        origin_key: str | None = None, investigation_id: int | None = None,
+                        proposed_by: str | None = None) -> Action:
+    """A pending block of every place in the file store holding one of these files (by SHA256)."""
+    hashes = list(dict.fromkeys(check_sha256(h) for h in sha256s))
+    if not hashes:
+        raise InputError("block files: give at least one SHA256")
+    files = service._files()
+    targets = [(h, ref) for h in hashes for ref in files.locate(h)]
+    if not targets:
+        raise NotFound(f"no file with SHA256 {hashes[0][:12]}... in the file store"
+                       + (f" (nor {len(hashes) - 1} other hash(es))" if len(hashes) > 1 else "")
+                       + "; list the files with `workbench files list`")
+    target = hashes[0] if len(hashes) == 1 else f"{len(hashes)} files"
+    return service.propose(ActionKind.BLOCK_FILE, copies=targets, target_kind="file", target=target,
+                           name=f"Block file: {target}" + (f" ({len(targets)} places)" if len(targets) > 1 else ""),
+                           reason=reason or "malicious file in SharePoint, OneDrive or Teams", source=source,
+                           source_ref=source_ref, submit=submit, origin_key=origin_key,
+                           investigation_id=investigation_id, proposed_by=proposed_by)
+
+
+def propose_from_alert(service: ActionService, alert_id: str) -> Action | None:
+    """A pending block of the malicious files an alert names (its ``file`` entities); proposed
+    once per alert, ever. None when the alert names no file the file store holds."""
+    from workbench.incidents.model import EntityKind
+    from workbench.incidents.service import IncidentService
+
+    alert = IncidentService(service.store, service.actor).alert(alert_id)
+    files = service._files()
+    hashes = [e.value.lower() for e in alert.entities if e.kind is EntityKind.FILE and _SHA.match(e.value.lower())]
+    hashes = [h for h in dict.fromkeys(hashes) if files.locate(h)]
+    if not hashes:
+        return None
+    where = f"alert {alert.id}" + (f" / incident {alert.incident_id}" if alert.incident_id else "")
+    return propose_file_blocks(service, hashes, reason=alert.title, source=ActionSource.INCIDENT, source_ref=where,
+                               origin_key=f"alert-file-block:{alert.id}", proposed_by=AIR_ACTOR)
+
+
+def import_file_alerts(service: ActionService) -> list[Action]:
+    """Pending file blocks for every unresolved content-malware alert (each alert once, ever)."""
+    if service.files is None:
+        return []
+    al = t.alerts
+    with service.store.read() as conn:
+        ids = list(conn.execute(sa.select(al.c.id).where(al.c.policy_id == "content_malware",
+                                                         al.c.status != "resolved").order_by(al.c.id)).scalars())
+    return [a for i in ids if (a := propose_from_alert(service, i)) is not None]
 
 
 class _Raced(Exception):
@@ -500,4 +644,5 @@ def import_all(store: Store) -> list[Action]:
     return [a for i in ids for a in import_proposals(store, i)]
 
 
-__all__ = ["ActionService", "Limits", "import_proposals", "import_all", "settle_investigations", "FROM_AIR"]
+__all__ = ["ActionService", "Limits", "import_proposals", "import_all", "settle_investigations", "FROM_AIR",
+           "propose_file_blocks", "propose_from_alert", "import_file_alerts"]

@@ -271,12 +271,11 @@ class ExplorerPanel(w.VBox):
     def for_tenant(cls, tenant: Any = None, **kwargs: Any) -> ExplorerPanel:
         """The panel on a tenant (name, Tenant or None for the default); a ``q`` in the page's
         query string (Voila passes it as QUERY_STRING) prefills the query and refreshes."""
-        from workbench.mail.embedded import EmbeddedMailStore
+        from workbench.mail.config import open_mail_store
         from workbench.tenant import open_tenant
 
         t = tenant if hasattr(tenant, "lake_dir") else open_tenant(tenant)
-        store_path = t.mail_dir / "store.sqlite"
-        store = EmbeddedMailStore(store_path) if store_path.is_file() else None
+        store = open_mail_store(t, missing_ok=True)  # the embedded store, or the Maildir tree it is pointed at
         link = parse_qs(os.environ.get("QUERY_STRING", "")).get("q", [None])[0]
         from workbench.explorer.saved import folder_of
 
