@@ -148,7 +148,8 @@ def server(apps_folder, tmp_path_factory, request) -> Iterator[Server]:
 
 def test_registry_order_and_titles():
     assert [a.key for a in APPS if not a.key.startswith("playbook_")] == [
-        "dashboard", "explorer", "incidents", "action_center", "simulator", "threat_intel", "investigations", "overview"]
+        "dashboard", "explorer", "incidents", "action_center", "simulator", "threat_intel", "investigations", "overview",
+        "audit"]
     assert all(a.notebook == f"playbooks/{a.key.removeprefix('playbook_')}.ipynb"
                for a in APPS if a.key.startswith("playbook_"))  # after the apps (tests/test_playbook_app.py)
     assert len({a.notebook for a in APPS}) == len(APPS)

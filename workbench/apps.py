@@ -52,6 +52,8 @@ APPS: tuple[App, ...] = (
         "Automated investigations: what was examined, the verdicts and the proposed actions."),
     App("overview", "Tenant overview", "Overview.ipynb",
         "The tenant's lake contents (tables, partitions, rows, date range) and its planted stories."),
+    App("audit", "Audit log", "Audit.ipynb",
+        "Who accessed content, ran or approved actions, changed roles and policies, exported or was denied."),
     # the AIR playbooks (playbooks/, reached through the notebooks/playbooks link): ?alert=ID runs one for
     # that alert, ?investigation=ID shows a recorded run, no address shows the form
     App("playbook_manual_email_investigation", "Playbook: manual email investigation",

@@ -56,7 +56,13 @@ def get(conn: sa.Connection, action_id: int) -> Action:
 
 
 def event(conn: sa.Connection, action_id: int, at: datetime, actor: str, what: str, comment: str = "") -> None:
+    """One line of the action's history, and the same event in the audit log (one transaction)."""
+    from workbench import audit
+
     conn.execute(E.insert().values(action_id=action_id, at=at, actor=actor, event=what, comment=comment[:4000]))
+    audit.append(conn, actor=actor, activity="action." + what.replace(" ", "_"), target=f"action {action_id}",
+                 result="failed" if what in ("failed", "interrupted") else "ok",
+                 details={"comment": comment[:1000]} if comment else None)
 
 
 def events(conn: sa.Connection, action_id: int) -> list[ActionEvent]:
