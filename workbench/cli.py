@@ -74,6 +74,7 @@ def demo(ctx: click.Context, home: Path | None, tenant_name: str, port: int, no_
         click.echo(summary.render())
     tenant = tenants.open_tenant(tenant_name, base=home)
     run_pipeline(tenant, progress=True)
+    _seed_demo_roles(tenant)
     if no_serve:
         click.echo(f"tenant ready at {tenant.root}")
         return
@@ -405,6 +406,23 @@ def lake_retention(
     click.echo(result.render())
 
 
+def _seed_demo_roles(tenant: Any) -> None:
+    """The demo tenant's named analysts in different roles (docs/rbac.md), once."""
+    from workbench.identity import acting_user
+    from workbench.rbac.demo import DEMO_ANALYSTS, seed_demo
+    from workbench.store import open_store
+
+    store = open_store(tenant)
+    try:
+        creator = acting_user()
+        if seed_demo(store, creator):
+            names = ", ".join(f"{u} ({' + '.join(r.value for r in roles)})" for u, roles in DEMO_ANALYSTS)
+            click.echo(f"roles: {creator} is Global Administrator; demo analysts {names} "
+                       "(try WORKBENCH_USER=bob; see workbench roles list)")
+    finally:
+        store.dispose()
+
+
 def _register() -> None:
     from workbench.cli_incidents import air, alerts, incidents
 
@@ -423,6 +441,14 @@ def _register() -> None:
     from workbench.cli_files import files
 
     main.add_command(files)
+
+    from workbench.cli_audit import audit
+
+    main.add_command(audit)
+
+    from workbench.cli_roles import roles
+
+    main.add_command(roles)
 
 
 _register()

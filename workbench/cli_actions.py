@@ -1,7 +1,8 @@
 """``workbench actions ...``: the action center on the command line (registered on the main command).
 
 The acting user is ``WORKBENCH_USER`` (else the OS user); approving, rejecting, running and
-undoing need the Search and Purge role (``WORKBENCH_APPROVERS``, see workbench/actions/permissions.py).
+undoing need the action approval permission (docs/rbac.md; without role assignments, ``WORKBENCH_APPROVERS``,
+see workbench/actions/permissions.py).
 """
 
 from __future__ import annotations

@@ -154,8 +154,11 @@ def mail_search(sender: str | None, recipients: tuple[str, ...], subject: str | 
                               mailboxes=mailboxes)
     tenant = _tenant(home, tenant_name)
     actor = acting_user()
+    from workbench.store import existing_store, open_store
+
+    roles = open_store(tenant, db_url) if db_url else existing_store(tenant)  # role assignments, if any
     with _Progress("searching mail") as update:
-        result = search_tenant(tenant, criteria, actor=actor, progress=update)
+        result = search_tenant(tenant, criteria, actor=actor, progress=update, roles=roles)
     shown = result.hits[:max(limit, 0)]
     if as_json:
         for h in shown:

@@ -62,7 +62,7 @@ def _actions(tenant: Tenant) -> str:
     try:
         found = import_all(store)  # AIR's proposals become pending actions (once each)
         # content-malware alerts' files become pending blocks (once per alert)
-        found += import_file_alerts(ActionService.for_tenant(tenant, store, AIR_ACTOR))
+        found += import_file_alerts(ActionService.for_tenant(tenant, store, AIR_ACTOR, system=True))
     finally:
         store.dispose()
     return f"{sum(a.status.value == 'pending' for a in found)} action(s) pending approval in the action center"

@@ -27,8 +27,8 @@ What a visitor gets:
 - **A trusted header** (``--trusted-header X-Forwarded-User``) is copied into each kernel's
   environment as ``HTTP_X_FORWARDED_USER`` (Voila's ``http_header_envs``). It is only
   trustworthy behind a reverse proxy that authenticates the user, sets that header and strips
-  it from what clients send, and when Voila is reachable only through that proxy. Until the
-  RBAC work lands every visitor is read-only; the header only says who is looking.
+  it from what clients send, and when Voila is reachable only through that proxy. The header
+  names the acting user (workbench.identity), whose roles decide what they may do (docs/rbac.md).
 - **A preheated kernel** for the apps marked ``preheat`` in the registry (the dashboard):
   ``--preheat N`` keeps N kernels that already ran the notebook (Voila's ``preheat_kernel``
   with ``VoilaKernelManager.kernel_pools_config = {"default": {"pool_size": 0},
@@ -300,6 +300,7 @@ def voila_command(
         config["VoilaKernelManager"] = {"kernel_pools_config": pools}
     if trusted_header is not None:
         config["VoilaConfiguration"]["http_header_envs"] = [check_header_name(trusted_header)]
+        env["WORKBENCH_TRUSTED_HEADER"] = trusted_header  # workbench.identity reads only this header
     folder = Path(config_dir) if config_dir is not None else _private_dir()
     _write_private_config(folder, config)
 

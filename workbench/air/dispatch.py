@@ -90,12 +90,19 @@ def throttle(store: Store) -> Throttle:
     return Throttle(**{k: kinds[k](v) for k, v in stored.items() if k in kinds})
 
 
-def configure(store: Store, **values: float | int | None) -> Throttle:
-    """Store throttling settings (None leaves one unchanged); returns the new settings."""
+def configure(store: Store, *, actor: str | None = None, **values: float | int | None) -> Throttle:
+    """Store throttling settings (None leaves one unchanged); returns the new settings. A change
+    needs *actor* (default: the acting user) to hold alert policy configuration ("set up AIR")."""
     unknown = set(values) - {f.name for f in fields(Throttle)}
     if unknown:
         known = ", ".join(f.name for f in fields(Throttle))
         raise InputError(f"no AIR setting {sorted(unknown)[0]!r}; settings: {known}")
+    if any(v is not None for v in values.values()):
+        from workbench import rbac
+        from workbench.identity import acting_user
+
+        rbac.require(store, actor or acting_user(), rbac.Permission.ALERT_POLICY_CONFIGURATION,
+                     activity="air.configure")
     new = Throttle(**{**asdict(throttle(store)), **{k: v for k, v in values.items() if v is not None}})
 
     def do(conn: sa.Connection) -> None:
@@ -517,7 +524,11 @@ def start(store: Store, runner: Runner, playbook: str, parameters: dict[str, Any
           incident_id: int | None = None, retry_of: int | None = None, name: str = "") -> Outcome:
     """Run *playbook* once for *parameters* (the notebook's), recorded from the start: what
     ``workbench air run``, the Explorer and incident pages use; no claim, no throttling, no
-    automatic retry (the one asking sees the result)."""
+    automatic retry (the one asking sees the result). *started_by* needs the start
+    investigation permission (:mod:`workbench.rbac`)."""
+    from workbench import rbac
+
+    rbac.require(store, started_by, rbac.Permission.START_INVESTIGATION)
     params = {k: v for k, v in parameters.items() if k not in ("tenant", "db_url", "record_notebook", "started_by")}
     alert_id = str(params.get("alert_id") or "") or None
     inv = store.run(lambda conn: _insert_record(

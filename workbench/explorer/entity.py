@@ -120,9 +120,17 @@ def _preview(raw: bytes) -> str:
 
 
 def email_entity(lake: Lake, network_message_id: str, recipient: str, *, at: datetime | None = None,
-                 mail_store: Any = None, read_content: bool = False) -> EmailEntity:
+                 mail_store: Any = None, read_content: bool = False, roles: Any = None,
+                 actor: str = "") -> EmailEntity:
     """Everything about one message copy. *at* (the row's Timestamp) narrows the lake scan;
-    *mail_store* gives raw headers and, with *read_content*, the body preview."""
+    *mail_store* gives raw headers and, with *read_content*, the body preview — for which
+    *actor* (default: the acting user) needs the content read permission in *roles* (the
+    tenant's store) when given."""
+    if read_content and roles is not None:
+        from workbench import rbac
+        from workbench.identity import acting_user
+
+        rbac.require(roles, actor or acting_user(), rbac.Permission.CONTENT_READ)
     event = _find(lake, network_message_id, recipient, at)
     at = event["Timestamp"]
     extra = _json(event.get("AdditionalFields"))

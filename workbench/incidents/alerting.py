@@ -76,7 +76,10 @@ def watermarks(store: Store) -> dict[str, tuple[datetime | None, datetime]]:
 
 def configure(store: Store, policy_id: str, actor: str, *, enabled: bool | None = None,
               severity: Severity | str | None = None, thresholds: dict[str, float] | None = None) -> pol.PolicySettings:
-    """Change a policy's settings (who may is the RBAC issue's business: callers check it)."""
+    """Change a policy's settings; *actor* needs the alert policy configuration permission."""
+    from workbench import rbac
+
+    rbac.require(store, actor, rbac.Permission.ALERT_POLICY_CONFIGURATION)
     policy = _policy(policy_id)
     unknown = set(thresholds or {}) - set(dict(policy.thresholds))
     if unknown:

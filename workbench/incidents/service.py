@@ -17,12 +17,14 @@ A failing check raises before anything is written.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
@@ -84,6 +86,21 @@ class AlertsAdded:
     incidents_extended: tuple[int, ...]
 
 
+T = TypeVar("T")
+
+
+def _manages(method: Callable[..., T]) -> Callable[..., T]:
+    """Mark a change an analyst makes: the acting user needs incident management (workbench.rbac)."""
+    @functools.wraps(method)
+    def checked(self: IncidentService, *args: Any, **kwargs: Any) -> T:
+        from workbench import rbac
+
+        rbac.require(self.store, self.actor, rbac.Permission.INCIDENT_MANAGEMENT)
+        return method(self, *args, **kwargs)
+
+    return checked
+
+
 class IncidentService:
     """Alerts and incidents for one acting user (``actor`` is written into the activity log)."""
 
@@ -92,6 +109,12 @@ class IncidentService:
             raise InputError("no acting user: pass the analyst's name (WORKBENCH_USER)")
         self.store, self.actor = store, actor
         self._clock = clock or (lambda: datetime.now(UTC))
+
+    def may_manage(self) -> bool:
+        """Whether the acting user may change incidents (for panels; the changes check it themselves)."""
+        from workbench import rbac
+
+        return rbac.has(self.store, self.actor, rbac.Permission.INCIDENT_MANAGEMENT)
 
     # ------------------------------------------------------------------ reads
 
@@ -273,6 +296,7 @@ class IncidentService:
         self._log(conn, incident_id, "alert_linked", "", alert_id)
         self._refresh(conn, incident_id)
 
+    @_manages
     def link_alert(self, incident_id: int, alert_id: str) -> Incident:
         """Move an alert (and its evidence) into this incident."""
         def do(conn: sa.Connection) -> None:
@@ -288,6 +312,7 @@ class IncidentService:
         self.store.run(do)
         return self.get(incident_id)
 
+    @_manages
     def unlink_alert(self, alert_id: str) -> Incident:
         """Take an alert out of its incident into a new incident of its own; returns the new one."""
         def do(conn: sa.Connection) -> int:
@@ -308,6 +333,7 @@ class IncidentService:
 
     # ------------------------------------------------------------------ incidents
 
+    @_manages
     def create(self, name: str, *, alerts: Sequence[str] = (), emails: Sequence[tuple[str, str]] = (),
                severity: Severity | str | None = None, description: str = "", source: str = "explorer") -> Incident:
         """A new incident, e.g. from the Explorer selection (``emails`` as (NetworkMessageId, recipient))."""
@@ -339,6 +365,7 @@ class IncidentService:
             self._log(conn, incident_id, "emails_added", "", f"{added} email(s) from {source}")
         return added
 
+    @_manages
     def add_emails(self, incident_id: int, emails: Sequence[tuple[str, str]], *, source: str = "explorer") -> int:
         """Add message copies as evidence; returns how many were new."""
         if not emails:
@@ -348,6 +375,7 @@ class IncidentService:
             return self._add_emails(conn, incident_id, emails, source)
         return self.store.run(do)
 
+    @_manages
     def add_evidence(self, incident_id: int, entities: Sequence[Entity], *, verdicts: dict[str, Verdict] | None = None,
                      source: str | None = None) -> int:
         def do(conn: sa.Connection) -> int:
@@ -358,6 +386,7 @@ class IncidentService:
             return added
         return self.store.run(do)
 
+    @_manages
     def remove_emails(self, incident_id: int, emails: Sequence[tuple[str, str]]) -> int:
         values = [f"{nmid}|{rcpt.strip().lower()}" for nmid, rcpt in emails]
         def do(conn: sa.Connection) -> int:
@@ -392,6 +421,7 @@ class IncidentService:
         status = self._checked_status(incident_id, status, note)
         self._check_transition(incident_id, self.get(incident_id).status, status)
 
+    @_manages
     def set_status(self, incident_id: int, status: IncidentStatus | str, *, note: str = "") -> Incident:
         """Change the status; resolving needs a note and resolves the incident's alerts."""
         status = self._checked_status(incident_id, status, note)
@@ -418,6 +448,7 @@ class IncidentService:
         self.store.run(do)
         return self.get(incident_id)
 
+    @_manages
     def resolve(self, incident_id: int, note: str, *, classification: Classification | str | None = None,
                 determination: Determination | str | None = None) -> Incident:
         if classification or determination:
@@ -439,6 +470,7 @@ class IncidentService:
         self.store.run(do)
         return self.get(incident_id)
 
+    @_manages
     def assign(self, incident_id: int, user: str) -> Incident:
         """Assign the incident (and its alerts) to a user; an empty name unassigns."""
         user = user.strip()
@@ -447,6 +479,7 @@ class IncidentService:
                          .values(assigned_to=user, last_update=self._clock()))
         return self._set_field(incident_id, "assigned_to", user, also=alerts_too)
 
+    @_manages
     def set_severity(self, incident_id: int, severity: Severity | str) -> Incident:
         try:
             sev = Severity(severity)
@@ -454,6 +487,7 @@ class IncidentService:
             raise InputError(f"unknown severity {severity!r}; use one of {', '.join(s.value for s in Severity)}") from None
         return self._set_field(incident_id, "severity", sev.value, extra={"severity_set_by_analyst": True})
 
+    @_manages
     def classify(self, incident_id: int, classification: Classification | str,
                  determination: Determination | str = Determination.UNKNOWN) -> Incident:
         c = repo.parse_enum(Classification, classification, "classification")
@@ -461,12 +495,14 @@ class IncidentService:
         self._set_field(incident_id, "classification", c.value)
         return self._set_field(incident_id, "determination", d.value)
 
+    @_manages
     def rename(self, incident_id: int, name: str) -> Incident:
         """Name the incident (it then keeps this name as alerts join)."""
         if not name.strip():
             raise InputError("an incident needs a name")
         return self._set_field(incident_id, "name", name.strip()[:500], extra={"name_set_by_analyst": True})
 
+    @_manages
     def tag(self, incident_id: int, *tags: str, system: bool = False) -> Incident:
         clean = [tg.strip()[:100] for tg in tags if tg.strip()]
         if not clean:
@@ -480,6 +516,7 @@ class IncidentService:
         self.store.run(do)
         return self.get(incident_id)
 
+    @_manages
     def untag(self, incident_id: int, tag: str) -> Incident:
         def do(conn: sa.Connection) -> None:
             self._open_row(conn, incident_id)
@@ -490,6 +527,7 @@ class IncidentService:
         self.store.run(do)
         return self.get(incident_id)
 
+    @_manages
     def comment(self, incident_id: int, text: str) -> Comment:
         if not text.strip():
             raise InputError("an empty comment: write something")
@@ -506,6 +544,7 @@ class IncidentService:
         cid = self.store.run(do)
         return Comment(cid, incident_id, self.actor, text, self._clock())
 
+    @_manages
     def merge(self, incident_ids: Sequence[int], into: int) -> Incident:
         """Merge incidents into ``into``: their alerts, evidence, tags and comments move there;
         each merged one is left ``redirected`` to it."""

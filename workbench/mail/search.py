@@ -294,10 +294,16 @@ def _read(store: MailStore, nmid: str, c: SearchCriteria, max_bytes: int) -> _Me
     return _facts(m, _match_content(m, c))
 
 
-def authorize(actor: str) -> None:
-    """Raise :class:`~workbench.errors.PermissionDenied` unless *actor* may search and purge."""
+def authorize(actor: str, roles: Any = None) -> None:
+    """Raise :class:`~workbench.errors.PermissionDenied` unless *actor* may search and purge: the
+    RBAC *remediation* permission when *roles* (the tenant's :class:`~workbench.store.Store`) holds
+    role assignments, else ``WORKBENCH_APPROVERS`` (:mod:`workbench.actions.permissions`)."""
+    from workbench import rbac
     from workbench.actions.permissions import Permission, require
 
+    if roles is not None and rbac.has_assignments(roles):
+        rbac.require(roles, actor, rbac.Permission.REMEDIATION)
+        return
     require(actor, Permission.SEARCH_AND_PURGE)
 
 
@@ -315,23 +321,37 @@ def audit(path: Path, record: dict[str, Any]) -> None:
 
 def search(store: MailStore, criteria: SearchCriteria, *, actor: str | None = None,
            audit_path: Path | None = None, progress: Progress | None = None,
-           max_bytes: int = DEFAULT_MAX_BYTES) -> SearchResult:
+           max_bytes: int = DEFAULT_MAX_BYTES, roles: Any = None, audit_store: Any = None) -> SearchResult:
     """Every copy in *store* matching *criteria* (see the module docstring).
 
-    *actor* defaults to the acting user and must hold the Search and Purge role; the search is
-    audited to *audit_path* (default: the store's ``audit_path``). *progress* is called with
+    *actor* defaults to the acting user and must hold the Search and Purge role (checked against
+    the role assignments in *roles*, the tenant's store, when given); the search is
+    audited to *audit_path* (default: the store's ``audit_path``), or to the audit log
+    (:mod:`workbench.audit`, activity ``mail.search``) when *audit_store* (a
+    :class:`~workbench.store.Store`) is given. *progress* is called with
     (copies done, copies in all) — :func:`progress_bar` gives a tqdm or notebook bar."""
     actor = actor or acting_user()
     path = audit_path or getattr(store, "audit_path", None)
-    if path is None:
+    if path is None and audit_store is None:
         raise InputError(f"{type(store).__name__} has no audit_path; pass audit_path= (a JSON-lines file) to search it")
     record: dict[str, Any] = dict(at=datetime.now(timezone.utc).isoformat(timespec="seconds"), actor=actor,
                                   action="mail search", store=type(store).__name__, criteria=criteria.to_dict())
+
+    def log(**outcome: Any) -> None:
+        if audit_store is None:
+            audit(Path(path), {**record, **outcome})
+            return
+        from workbench import audit as audit_log
+
+        result = {"denied": "denied", "failed": "failed"}.get(outcome["outcome"], "ok")
+        target = json.dumps(record["criteria"], sort_keys=True, ensure_ascii=False, default=str)[:1000]
+        audit_log.record(audit_store, actor=actor, activity="mail.search", target=target, result=result,
+                         details={"store": record["store"], **outcome})
     started = time.perf_counter()
     try:
-        authorize(actor)
+        authorize(actor, roles)
     except WorkbenchError as exc:
-        audit(Path(path), {**record, "outcome": "denied", "reason": str(exc)})
+        log(outcome="denied", reason=str(exc))
         raise
     hits: list[SearchHit] = []
     cache: dict[str, _Message | str] = {}
@@ -359,13 +379,12 @@ def search(store: MailStore, criteria: SearchCriteria, *, actor: str | None = No
         if progress:
             progress(scanned, max(total, scanned))
     except BaseException as exc:
-        audit(Path(path), {**record, "outcome": "failed", "reason": f"{type(exc).__name__}: {exc}"[:300],
-                           "copies_scanned": scanned, "hits": len(hits)})
+        log(outcome="failed", reason=f"{type(exc).__name__}: {exc}"[:300], copies_scanned=scanned, hits=len(hits))
         raise
     skipped = tuple(dict.fromkeys(m for m in cache.values() if isinstance(m, str)))
     result = SearchResult(criteria, tuple(hits), scanned, len(cache), skipped, time.perf_counter() - started, actor)
-    audit(Path(path), {**record, "outcome": "completed", "copies_scanned": scanned, "messages": len(cache),
-                       "hits": len(hits), "skipped": len(skipped), "seconds": round(result.seconds, 3)})
+    log(outcome="completed", copies_scanned=scanned, messages=len(cache), hits=len(hits), skipped=len(skipped),
+        seconds=round(result.seconds, 3))
     return result
 
 

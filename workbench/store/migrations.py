@@ -57,12 +57,22 @@ def _v5(conn: sa.Connection) -> None:
                                         t.action_requests])
 
 
+def _v6(conn: sa.Connection) -> None:
+    t.metadata.create_all(conn, tables=[t.role_assignments])
+
+
+def _v7(conn: sa.Connection) -> None:
+    t.metadata.create_all(conn, tables=[t.audit_log, t.audit_anchor])
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "alerts, incidents, evidence, comments, activity log, policy settings and watermarks", _v1),
     Migration(2, "automated investigations: runs, evidence, clusters, proposed actions, analyzer log", _v2),
     Migration(3, "dispatch claims: which dispatcher started which alert's investigation", _v3),
     Migration(4, "AIR settings: throttling (investigations running at once, queue expiry, entity cap)", _v4),
     Migration(5, "action center: actions, per-copy targets and results, history, adapter requests", _v5),
+    Migration(6, "role assignments: who holds which workbench role", _v6),
+    Migration(7, "audit log: append-only, hash-chained records and the anchor of the latest one", _v7),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -352,3 +352,37 @@ action_requests = sa.Table(  # what non-mail actions handed to an adapter (block
     sa.Column("requested_by", sa.String(200), nullable=False),
     _now_column("requested"),
 )
+
+
+# ---------------------------------------------------------------- audit log (migration 7)
+
+audit_log = sa.Table(  # append-only, hash-chained: see workbench/audit/log.py
+    "audit_log", metadata,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),  # 1, 2, 3... assigned under a lock
+    _now_column("at"),
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("activity", sa.String(80), nullable=False),  # e.g. mail.preview, action.approve, role.grant
+    sa.Column("target", sa.String(1000), nullable=False, default=""),
+    sa.Column("result", sa.String(10), nullable=False),  # allowed, denied, ok, failed
+    sa.Column("request_id", sa.String(64), nullable=False, default=""),
+    sa.Column("details", sa.Text, nullable=False, default="{}"),  # canonical JSON object
+    sa.Column("prev_hash", sa.String(64), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+    sa.Index("ix_audit_log_at", "at"),
+    sa.Index("ix_audit_log_actor", "actor"),
+)
+
+audit_anchor = sa.Table(  # the latest (seq, hash), rewritten by every append: catches a truncated tail
+    "audit_anchor", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),  # always 1
+    sa.Column("seq", sa.Integer, nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+)
+
+role_assignments = sa.Table(  # who holds which role (workbench.rbac; the matrix itself is package data)
+    "role_assignments", metadata,
+    sa.Column("user_name", sa.String(200), primary_key=True),  # lower-cased acting-user name
+    sa.Column("role", sa.String(60), primary_key=True),  # a workbench.rbac.Role value
+    sa.Column("granted_by", sa.String(200), nullable=False),
+    _now_column("granted"),
+)

@@ -168,7 +168,7 @@ class ActionCenterPanel(w.VBox):
         self.undo_button.on_click(lambda _: self.undo())
         self.log_button.on_click(lambda _: self.open_log(self._first()))
         self.export_button.on_click(lambda _: self.export())
-        if not has(service.actor, Permission.SEARCH_AND_PURGE, approvers=service.approvers):
+        if not has(service.actor, Permission.SEARCH_AND_PURGE, approvers=service.approvers, store=service.store):
             why = f"{service.actor} lacks the {Permission.SEARCH_AND_PURGE.value} role"
             for b in (self.approve_button, self.reject_button, self.run_button, self.undo_button):
                 b.disabled, b.tooltip = True, why

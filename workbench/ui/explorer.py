@@ -285,6 +285,7 @@ class ExplorerPanel(w.VBox):
             port = f":{env['SERVER_PORT']}" if env.get("SERVER_PORT") else ""
             kwargs.setdefault("link_base", f"http://{env['SERVER_NAME']}{port}{env['SCRIPT_NAME']}")
         kwargs.setdefault("on_request", _incident_handler(t))
+        kwargs.setdefault("read_content", _may_read_content(t))
         panel = cls(Lake.for_tenant(t), mail_store=store, **kwargs)
         if link:
             try:
@@ -671,6 +672,21 @@ def _incident_handler(tenant: Any) -> Callable[[ActionRequest], str | None]:
 
         return carry_out(IncidentService(open_store(tenant), acting_user()), request)
     return handle
+
+
+def _may_read_content(tenant: Any) -> bool:
+    """Whether the acting user holds content read in a tenant that uses roles (docs/rbac.md);
+    without role assignments previews stay off, as before."""
+    from workbench import rbac
+    from workbench.store import existing_store
+
+    store = existing_store(tenant)
+    if store is None:
+        return False
+    try:
+        return rbac.has_assignments(store) and rbac.has(store, acting_user(), rbac.Permission.CONTENT_READ)
+    finally:
+        store.dispose()
 
 
 __all__ = ["ExplorerPanel", "GroupEditor", "ConditionRow", "acting_user"]

@@ -115,6 +115,14 @@ class _Panel(w.VBox):
         return result
 
 
+def _disable_unless_manager(service: IncidentService, buttons: list[w.Button]) -> None:
+    """Disable the change buttons of a user without incident management (the service refuses anyway)."""
+    if not service.may_manage():
+        why = f"{service.actor} lacks the incident management permission (docs/rbac.md)"
+        for b in buttons:
+            b.disabled, b.tooltip = True, why
+
+
 class IncidentPanel(_Panel):
     """One incident: summary, alerts, evidence, timeline, comments, history, and the changes
     an analyst makes to it."""
@@ -205,6 +213,10 @@ class IncidentPanel(_Panel):
         self.take_action.on_click(lambda _: self.propose_remediation())
         self.html_button.on_click(lambda _: self.export("html"))
         self.md_button.on_click(lambda _: self.export("md"))
+        _disable_unless_manager(svc, [self.rename_button, self.severity_button, self.assign_button,
+                                      self.classify_button, self.tag_button, self.untag_button,
+                                      self.in_progress_button, self.reopen_button, self.resolve_button,
+                                      self.merge_button, self.link_button, self.unlink_button, self.comment_button])
         self.refresh()
 
     @staticmethod
@@ -416,6 +428,7 @@ class IncidentQueuePanel(_Panel):
                                                              "assigned"))
         self.bulk_resolve_button.on_click(lambda _: self.bulk(lambda i: self.service.resolve(i, self.bulk_note.value),
                                                               "resolved"))
+        _disable_unless_manager(self.service, [self.bulk_assign_button, self.bulk_resolve_button])
         self._fill_saved()
         self.refresh()
 
