@@ -109,6 +109,8 @@ def test_every_activity_role_cell_through_the_services(store, mail, tmp_path):
     assert cells == len(Role) * len(activities)
     denied = [r for r in audit.query(store) if r.result.value == "denied"]
     assert denied and {r.actor for r in denied} >= {"u-security_reader", "u-preview"}
+    approvals = [r for r in denied if r.activity == "action.search_and_purge"]
+    assert approvals and all(r.target.startswith("action ") for r in approvals)  # the refused attempt names its action
 
 
 def test_the_matrix_is_the_documented_default():

@@ -69,14 +69,14 @@ def has(user: str, permission: Permission, *, approvers: frozenset[str] | None =
 
 
 def require(user: str, permission: Permission, *, approvers: frozenset[str] | None = None,
-            store: Store | None = None) -> None:
+            store: Store | None = None, target: str = "") -> None:
     """Raise :class:`PermissionDenied` naming the missing role unless *user* holds *permission*."""
     if has(user, permission, approvers=approvers, store=store):
         return
     if approvers is None and _uses_roles(store):
         from workbench import rbac
 
-        rbac.audit_denied(store, user, _rbac(permission), activity=f"action.{permission.name.lower()}")
+        rbac.audit_denied(store, user, _rbac(permission), activity=f"action.{permission.name.lower()}", target=target)
         raise rbac.denied(user, _rbac(permission))
     raise PermissionDenied(
         f"{user or 'an unknown user'} lacks the {permission.value} role; ask an approver to do this, "

@@ -113,10 +113,10 @@ class ActionService:
         kw.setdefault("files", FileStore.for_tenant(tenant) if tenant.files_dir.is_dir() else None)
         return cls(store, actor, mail=mail, lake=Lake.for_tenant(tenant), **kw)
 
-    def require(self, permission: Permission) -> None:
+    def require(self, permission: Permission, target: str = "") -> None:
         if self.system and permission is Permission.PROPOSE:
             return
-        require(self.actor, permission, approvers=self.approvers, store=self.store)
+        require(self.actor, permission, approvers=self.approvers, store=self.store, target=target)
 
     # ------------------------------------------------------------------ reading
 
@@ -326,7 +326,7 @@ class ActionService:
 
     def approve(self, action_ids: Sequence[int], comment: str = "") -> list[Action]:
         """Approve pending actions, all of one kind (bulk approval); all or none."""
-        self.require(Permission.SEARCH_AND_PURGE)
+        self.require(Permission.SEARCH_AND_PURGE, target=", ".join(f"action {i}" for i in action_ids))
         ids = list(dict.fromkeys(action_ids))
         if not ids:
             raise InputError("approve: give at least one action id")
@@ -351,7 +351,7 @@ class ActionService:
 
     def reject(self, action_id: int, comment: str) -> Action:
         """Reject a pending action; the comment (why) is required."""
-        self.require(Permission.SEARCH_AND_PURGE)
+        self.require(Permission.SEARCH_AND_PURGE, target=f"action {action_id}")
         if not comment.strip():
             raise InputError(f"reject {action_id}: say why in a comment (--comment TEXT)")
         return self._transition(action_id, {S.PENDING, S.PROPOSED}, S.REJECTED, "rejected", comment.strip())
@@ -430,7 +430,7 @@ class ActionService:
         """Carry out an approved action (or resume one whose executor died); see execute.py."""
         from workbench.actions.execute import execute
 
-        self.require(Permission.SEARCH_AND_PURGE)
+        self.require(Permission.SEARCH_AND_PURGE, target=f"action {action_id}")
         action = self.get(action_id)
         if action.status in (S.APPROVED, S.QUEUED, S.RUNNING):
             self.guard(action, confirm=confirm)
@@ -446,7 +446,7 @@ class ActionService:
              progress: Callable[[int, int], None] | None = None) -> Action:
         """Move every copy the action moved back to the folder it came from (a restore action,
         run now). Hard deletes are final."""
-        self.require(Permission.SEARCH_AND_PURGE)
+        self.require(Permission.SEARCH_AND_PURGE, target=f"action {action_id}")
         action = self.get(action_id)
         if not action.kind.undoable:
             raise ConflictError(f"action {action_id} ({action.kind.label}) cannot be undone"
