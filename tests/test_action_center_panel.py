@@ -13,6 +13,7 @@ import shutil
 from datetime import timedelta
 import pytest
 
+from test_incidents_panel import assert_inert, html_of
 from workbench.actions import ActionKind, ActionService, ActionSource, ActionStatus
 from workbench.enums import Folder
 from workbench.lake import Lake
@@ -59,22 +60,6 @@ def inbox_copies(mail: EmbeddedMailStore, n: int, skip: int = 0) -> list[tuple[s
         if len(out) == n:
             return out
     raise AssertionError("the small tenant has too few inbox copies")
-
-
-def html_of(widget) -> str:
-    out, stack = [], [widget]
-    while stack:
-        node = stack.pop()
-        value = getattr(node, "value", None)
-        if isinstance(value, str) and node.__class__.__name__ == "HTML":
-            out.append(value)
-        stack.extend(getattr(node, "children", ()))
-    return "\n".join(out)
-
-
-def assert_inert(widget) -> None:
-    html = html_of(widget)
-    assert "<script" not in html and "<img" not in html and 'onerror="' not in html
 
 
 def panel_for(env, actor: str = "ana", **kw) -> ActionCenterPanel:

@@ -36,7 +36,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -154,21 +154,32 @@ def _release(service: ActionService, action_id: int, me: str, exc: BaseException
         pass
 
 
-def _move_all(service: ActionService, action: Action, me: str, batch_size: int,
-              progress: Callable[[int, int], None] | None) -> None:
-    mail = service._mail()
-    delay = float(os.environ.get(BATCH_DELAY_ENV) or 0)
-    total = action.totals.targets
+def _batches(service: ActionService, action: Action, batch_size: int,
+             progress: Callable[[int, int], None] | None) -> Iterator[list[MessageResult]]:
+    """The action's targets not yet done, *batch_size* at a time, oldest first; each batch is
+    read after the previous one was recorded (so a resumed run starts where the last stopped).
+    *progress* gets (done, total) at the start and after each batch."""
     with service.store.read() as conn:
         done = conn.execute(sa.select(sa.func.count()).where(T.c.action_id == action.id, T.c.state == "done")).scalar_one()
     if progress:
-        progress(done, total)
+        progress(done, action.totals.targets)
     while True:
         with service.store.read() as conn:
             batch = [repo.result_of(r) for r in conn.execute(
                 sa.select(T).where(T.c.action_id == action.id, T.c.state != "done").order_by(T.c.seq).limit(batch_size))]
         if not batch:
-            break
+            return
+        yield batch  # the caller moves and records it before asking for the next
+        done += len(batch)
+        if progress:
+            progress(done, action.totals.targets)
+
+
+def _move_all(service: ActionService, action: Action, me: str, batch_size: int,
+              progress: Callable[[int, int], None] | None) -> None:
+    mail = service._mail()
+    delay = float(os.environ.get(BATCH_DELAY_ENV) or 0)
+    for batch in _batches(service, action, batch_size, progress):
         sources = _intent(service, action, me, batch, mail)
         moved: dict[int, tuple[Outcome, Folder | None, str]] = {}
         by_dest: dict[Folder, list[MessageResult]] = {}
@@ -185,9 +196,6 @@ def _move_all(service: ActionService, action: Action, me: str, batch_size: int,
         if delay:  # crash tests kill the process here: copies moved, results not yet recorded
             time.sleep(delay)
         _record(service, action, me, moved)
-        done += len(batch)
-        if progress:
-            progress(done, total)
 
 
 def _intent(service: ActionService, action: Action, me: str, batch: list[MessageResult],
@@ -294,17 +302,7 @@ def _move_files(service: ActionService, action: Action, me: str, batch_size: int
     files = service._files()
     places = _FilePlaces(files)
     dest = action.kind.destination  # Quarantine (block) or None (back in place)
-    total = action.totals.targets
-    with service.store.read() as conn:
-        done = conn.execute(sa.select(sa.func.count()).where(T.c.action_id == action.id, T.c.state == "done")).scalar_one()
-    if progress:
-        progress(done, total)
-    while True:
-        with service.store.read() as conn:
-            batch = [repo.result_of(r) for r in conn.execute(
-                sa.select(T).where(T.c.action_id == action.id, T.c.state != "done").order_by(T.c.seq).limit(batch_size))]
-        if not batch:
-            break
+    for batch in _batches(service, action, batch_size, progress):
         sources = _intent(service, action, me, batch, places)
         refs = [FileRef.parse(r.mailbox) for r in batch]
         if action.kind is ActionKind.BLOCK_FILE:
@@ -319,9 +317,6 @@ def _move_files(service: ActionService, action: Action, me: str, batch_size: int
                 outcome = Outcome.SUCCESS  # done by this action in a run that died before recording it
             moved[r.seq] = (outcome, src, res.reason)
         _record(service, action, me, moved)
-        done += len(batch)
-        if progress:
-            progress(done, total)
 
 
 def _publish_files(service: ActionService, action: Action) -> None:

@@ -30,6 +30,7 @@ from workbench.actions import Action, ActionKind, ActionService, ActionSource, A
 from workbench.actions.permissions import has
 from workbench.errors import InputError, WorkbenchError
 from workbench.identity import acting_user
+from workbench.ui.panel import FAILED, ServicePanel
 from workbench.ui.render import STYLE, defang, esc
 
 ACTION_CENTER = "ActionCenter.ipynb"  # this app: ``?action=N`` opens action N's log
@@ -41,7 +42,6 @@ WINDOWS = [("any time", ""), ("last 24 hours", "24h"), ("last 7 days", "7d"), ("
            ("between dates", "custom")]
 _HOURS = {"24h": 24, "7d": 24 * 7, "30d": 24 * 30}
 LOG_ROWS = 2000  # per-message rows shown in the panel (the CLI and the CSV have them all)
-FAILED = object()  # what ActionCenterPanel.act returns when the service refused
 _CSS = "<style>.wb-ac th {white-space: nowrap;}</style>"
 CSV_COLUMNS = ["id", "kind", "status", "source", "sourceRef", "investigation", "name", "target", "copies", "moved",
                "alreadyThere", "notFound", "failed", "proposedBy", "created", "expires", "decidedBy", "decided",
@@ -108,19 +108,18 @@ def write_atomic(path: Path, text: str) -> Path:
     return path
 
 
-class ActionCenterPanel(w.VBox):
+class ActionCenterPanel(ServicePanel):
     """Pending and History tabs with filters; select actions to approve (bulk, one type),
     reject (with a comment), dry-run and run, undo, or open their per-message log."""
 
     def __init__(self, service: ActionService, *, investigations: str = INVESTIGATIONS,
                  action_center: str = ACTION_CENTER, export_dir: Path | None = None, limit: int = 1000) -> None:
-        super().__init__()
-        self.service, self.investigations_app, self.app = service, investigations, action_center
+        super().__init__(service)
+        self.investigations_app, self.app = investigations, action_center
         self.export_dir, self.limit = export_dir, limit
         self.pending: list[Action] = []
         self.history: list[Action] = []
         self.log_id: int | None = None
-        self.error, self.note = w.HTML(), w.HTML()
         self.kind = w.Dropdown(options=[("any", "")] + [(k.label, k.value) for k in ActionKind], description="Type")
         self.source = w.Dropdown(options=[("any", "")] + [(s.value, s.value) for s in ActionSource], description="Source")
         self.status = w.Dropdown(options=[("any", "")] + [(s.value, s.value) for s in S], description="Status")
@@ -198,23 +197,14 @@ class ActionCenterPanel(w.VBox):
 
     # ------------------------------------------------------------------ plumbing
 
-    def show_error(self, exc: Exception) -> None:
-        text = str(exc).replace("run it with --confirm", 'tick “I confirm” and run it')
-        self.error.value = f'<span class="wb-error" style="color:#b00020">{esc(text)}</span>'
+    def error_text(self, exc: Exception) -> str:
+        return str(exc).replace("run it with --confirm", 'tick “I confirm” and run it')
 
     def act(self, fn: Callable[[], Any], done: str = "", *, clear: bool = True) -> Any:
-        """Call the service; show its one-line error instead of raising (and return FAILED)."""
+        """As :meth:`ServicePanel.act`; a new call also clears the previous note."""
         if clear:
-            self.error.value = ""
             self.note.value = ""
-        try:
-            result = fn()
-        except WorkbenchError as exc:
-            self.show_error(exc)
-            return FAILED
-        if done:
-            self.note.value = f'<span class="wb-note">{esc(done)}</span>'
-        return result
+        return super().act(fn, done, clear=clear)
 
     def selected(self) -> list[int]:
         return list(self.selection.value)

@@ -33,6 +33,7 @@ from workbench.incidents.model import (
 )
 from workbench.incidents.repo import SORTS, UNASSIGNED, IncidentFilter, IncidentPage
 from workbench.incidents.service import IncidentService
+from workbench.ui.panel import FAILED, ServicePanel
 from workbench.ui.render import STYLE, defang, esc
 
 EXPLORER = "Explorer.ipynb"  # relative: next to this app in Voila
@@ -46,7 +47,6 @@ EVIDENCE_TABS = [("All evidence", None), ("Emails", EntityKind.EMAIL), ("Email c
                  ("Users", EntityKind.USER), ("IPs", EntityKind.IP), ("Devices", EntityKind.DEVICE),
                  ("Domains", EntityKind.DOMAIN)]
 WIDE_LABEL = {"description_width": "initial"}  # labels longer than the default width stay readable
-FAILED = object()  # what _Panel.act returns when the service refused
 _CSS = """<style>
 .wb-sev {display:inline-block; min-width:70px; font-size:11px; font-weight:600; color:#fff; border-radius:3px;
   text-align:center; padding:0 4px;}
@@ -88,33 +88,6 @@ def _incident_link(base: str, incident_id: int, text: str | None = None) -> str:
             f'class="wb-incident-link">{esc(text or f"#{incident_id}")}</a>')
 
 
-class _Panel(w.VBox):
-    """Error line and the call-and-show-errors helper both panels use."""
-
-    def __init__(self, service: IncidentService) -> None:
-        super().__init__()
-        self.service = service
-        self.error = w.HTML()
-        self.note = w.HTML()
-
-    def show_error(self, exc: Exception) -> None:
-        self.error.value = f'<span class="wb-error" style="color:#b00020">{esc(str(exc))}</span>'
-
-    def act(self, fn: Callable[[], Any], done: str = "", *, clear: bool = True) -> Any:
-        """Call the service; show its one-line error instead of raising (and return FAILED).
-        Reads that redraw after a change pass ``clear=False`` so the change's error stays shown."""
-        if clear:
-            self.error.value = ""
-        try:
-            result = fn()
-        except WorkbenchError as exc:
-            self.show_error(exc)
-            return FAILED
-        if done:
-            self.note.value = f'<span class="wb-note">{esc(done)}</span>'
-        return result
-
-
 def _disable_unless_manager(service: IncidentService, buttons: list[w.Button]) -> None:
     """Disable the change buttons of a user without incident management (the service refuses anyway)."""
     if not service.may_manage():
@@ -123,7 +96,7 @@ def _disable_unless_manager(service: IncidentService, buttons: list[w.Button]) -
             b.disabled, b.tooltip = True, why
 
 
-class IncidentPanel(_Panel):
+class IncidentPanel(ServicePanel):
     """One incident: summary, alerts, evidence, timeline, comments, history, and the changes
     an analyst makes to it."""
 
@@ -361,7 +334,7 @@ class IncidentPanel(_Panel):
         return written
 
 
-class IncidentQueuePanel(_Panel):
+class IncidentQueuePanel(ServicePanel):
     """The incident queue: filters, sort, search, saved filters, bulk assign and resolve;
     opening an incident shows its page below."""
 
