@@ -64,7 +64,8 @@ def free_port() -> int:
 
 @pytest.fixture
 def voila_server(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Callable[..., str]]:
-    """Factory: ``voila_server(tenant, notebook=None) -> base URL`` of a real Voila on loopback.
+    """Factory: ``voila_server(tenant, notebook=None, trusted_header=None) -> base URL`` of a real
+    Voila on loopback (*trusted_header*: the request header that names the acting user).
 
     Servers are stopped by PID (SIGTERM, then kill) at teardown; their logs are printed
     when the test failed.
@@ -73,12 +74,12 @@ def voila_server(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Cal
 
     started: list[tuple[subprocess.Popen, Path]] = []
 
-    def start(tenant, notebook: Path | None = None) -> str:
+    def start(tenant, notebook: Path | None = None, trusted_header: str | None = None) -> str:
         port = free_port()
         log = tmp_path / f"voila-{port}.log"
         with log.open("wb") as out:
             proc = subprocess.Popen(
-                voila_command(tenant, port=port, host="127.0.0.1", notebook=notebook),
+                voila_command(tenant, port=port, host="127.0.0.1", notebook=notebook, trusted_header=trusted_header),
                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
             )
         started.append((proc, log))

@@ -13,7 +13,7 @@ import shutil
 from datetime import timedelta
 import pytest
 
-from test_incidents_panel import assert_inert, html_of
+from test_incidents_panel import assert_inert
 from workbench.actions import ActionKind, ActionService, ActionSource, ActionStatus
 from workbench.enums import Folder
 from workbench.lake import Lake

@@ -270,9 +270,19 @@ def test_air_commands_dispatch_with_a_cap_configure_and_retry(alerted, small_ten
     assert len(refused.output.strip().splitlines()) == 1
 
 
-def test_a_real_run_over_its_timeout_ends_terminated_by_system_and_its_kernel_is_replaced(alerted, small_tenant):
+def test_a_real_run_over_its_timeout_ends_terminated_by_system_and_its_kernel_is_replaced(alerted, small_tenant,
+                                                                                         tmp_path, monkeypatch):
+    import nbformat
+
+    from workbench.air import runners
+
     store, db = alerted
     group = d.pending(store)[0]
+    # the real playbook plus a cell that outlasts the timeout (an idle machine runs the playbook itself in < 1 s)
+    slow = nbformat.read(runners.PLAYBOOKS_DIR / f"{group.playbook}.ipynb", as_version=4)
+    slow.cells.append(nbformat.v4.new_code_cell("import time\ntime.sleep(30)"))
+    nbformat.write(slow, tmp_path / f"{group.playbook}.ipynb")
+    monkeypatch.setattr(runners, "PLAYBOOKS_DIR", tmp_path)
     with d.PapermillRunner(small_tenant, db, timeout=1, share_kernels=True) as runner:
         out = d.start(store, runner, group.playbook, group.parameters, started_by="ana")
         assert runner._kernels == []  # the busy kernel was shut down, not reused

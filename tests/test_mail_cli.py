@@ -64,6 +64,17 @@ def maildir_tenant(tmp_path):
     return tmp_path, refs
 
 
+def audit_of(tenant) -> list:
+    """The tenant's mail searches in its audit log, oldest first."""
+    from workbench.audit import query
+
+    store = open_store(tenant)
+    try:
+        return query(store, activity="mail.search", newest_first=False)
+    finally:
+        store.dispose()
+
+
 def test_maildir_configure_show_search_propose(maildir_tenant, monkeypatch):
     home, refs = maildir_tenant
     monkeypatch.delenv("WORKBENCH_APPROVERS", raising=False)
@@ -93,8 +104,10 @@ def test_maildir_configure_show_search_propose(maildir_tenant, monkeypatch):
     assert sorted(rows) == sorted([[refs["phish-ann"].network_message_id, "ann@contoso.test", "Inbox"],
                                    [refs["phish-bob"].network_message_id, "bob@contoso.test", "Junk"]])
     assert found.stdout.splitlines()[-1].startswith("2 copies of 1 message match; 5 copies scanned")
-    audit = [json.loads(x) for x in (tenant.mail_dir / "search-audit.jsonl").read_text().splitlines()]
-    assert [(a["actor"], a["outcome"], a["hits"]) for a in audit] == [("ana", "completed", 2)]
+    searches = audit_of(tenant)
+    assert [(a.actor, a.result.value, a.details["outcome"], a.details["hits"]) for a in searches] == [
+        ("ana", "ok", "completed", 2)]
+    assert not (tenant.mail_dir / "search-audit.jsonl").exists()  # a tenant's searches go to its audit log
 
     proposed = cli("mail", "search", "--subject", "weekly newsletter", "--from", "2026-10-20", "--to", "2026-10-20",
                    "--mailbox", "ann@contoso.test", "--mailbox", "dave@contoso.test", "--propose", "move-junk",
@@ -129,7 +142,8 @@ def test_maildir_configure_show_search_propose(maildir_tenant, monkeypatch):
     one_line_error(cli("mail", "search", "--from", "yesterday", "--sender", "x@y.test", *where), 2, "is not an ISO date")
     one_line_error(cli("mail", "search", "--sender", "payroll@evil.test", *where, user="bob", approvers="ana"), 5,
                    "bob lacks the Search and Purge role")
-    assert json.loads((tenant.mail_dir / "search-audit.jsonl").read_text().splitlines()[-1])["outcome"] == "denied"
+    last = audit_of(tenant)[-1]
+    assert (last.actor, last.result.value, last.details["outcome"]) == ("bob", "denied", "denied")
 
 
 def test_configure_errors_layouts_and_naming(maildir_tenant, monkeypatch):

@@ -224,7 +224,7 @@ def test_demo_analysts_and_system_proposals(tmp_path, mail):
         assert rbac.roles_of(s, "bob") == {Role.SECURITY_READER}
         # the workbench itself (AIR, the pipeline) proposes without a role; a user without one cannot
         pending = ActionService(s, AIR_ACTOR, mail=mail, system=True).propose(ActionKind.SOFT_DELETE, copies=COPIES)
-        with pytest.raises(PermissionDenied, match="metadata read"):
+        with pytest.raises(PermissionDenied, match="start investigation or remediation"):
             ActionService(s, "stranger", mail=mail).propose(ActionKind.SOFT_DELETE, copies=[("m0", "x@contoso.test")])
         with pytest.raises(PermissionDenied, match="action approval"):
             ActionService(s, "bob", mail=mail).approve([pending.id])
@@ -233,23 +233,48 @@ def test_demo_analysts_and_system_proposals(tmp_path, mail):
         s.dispose()
 
 
-def test_explorer_previews_follow_content_read(tmp_path, monkeypatch):
-    from workbench import tenant as tenants
-    from workbench.ui.explorer import _may_read_content
+def test_explorer_offers_what_the_roles_allow(store):
+    from workbench.explorer.actions import ActionKind as Ek
+    from workbench.ui.explorer import role_settings
 
-    monkeypatch.setenv("WORKBENCH_HOME", str(tmp_path / "home"))
-    for name in ("WORKBENCH_DB_URL", "JUPYTERHUB_USER", "WORKBENCH_TRUSTED_HEADER"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("WORKBENCH_USER", "carol")
-    t = tenants.ensure("acme")
-    assert not _may_read_content(t)  # no store, no roles: previews stay off
-    s = open_store(t)
-    rbac.bootstrap(s, ADMIN)
-    rbac.grant(s, ADMIN, "carol", Role.PREVIEW)
-    s.dispose()
-    assert _may_read_content(t)
-    monkeypatch.setenv("WORKBENCH_USER", "bob")
-    assert not _may_read_content(t)
+    assert role_settings(None, "carol") == {"read_content": False, "actions": tuple(Ek)}  # no store, no roles
+    for user, role in (("bob", Role.SECURITY_READER), ("sam", Role.SECURITY_ADMINISTRATOR), ("carol", Role.PREVIEW)):
+        rbac.grant(store, ADMIN, user, role)
+    rbac.grant(store, ADMIN, "ana", Role.SECURITY_OPERATOR)
+    rbac.grant(store, ADMIN, "ana", Role.SEARCH_AND_PURGE)
+    assert role_settings(store, "bob") == {"read_content": False, "actions": ()}  # a reader only reads
+    assert role_settings(store, "carol")["read_content"]
+    assert role_settings(store, "sam")["actions"] == (Ek.PROPOSE_REMEDIATION, Ek.START_INVESTIGATION,
+                                                      Ek.ADD_TO_INCIDENT, Ek.CREATE_INCIDENT)
+    assert role_settings(store, "ana")["actions"] == tuple(Ek) and role_settings(store, ADMIN)["actions"] == tuple(Ek)
+
+
+def test_proposing_and_explorer_remediation_through_the_service(store, mail):
+    """Proposing needs a role that acts (start investigation or remediation); moving or deleting
+    from the Explorer needs remediation; readers may do neither."""
+    from workbench.explorer.actions import ActionKind as Ek
+    from workbench.explorer.actions import MessageRef, build_request
+
+    may_propose = {Role.GLOBAL_ADMINISTRATOR, Role.SECURITY_ADMINISTRATOR, Role.SECURITY_OPERATOR,
+                   Role.SEARCH_AND_PURGE}
+    for n, role in enumerate(Role):
+        user = "p-" + role.name.lower()
+        rbac.grant(store, ADMIN, user, role)
+        service = ActionService(store, user, mail=mail)
+        propose = build_request(Ek.PROPOSE_REMEDIATION, [MessageRef("m0", f"{n}a@contoso.test")], requested_by=user)
+        delete = build_request(Ek.SOFT_DELETE, [MessageRef("m0", f"{n}b@contoso.test")], requested_by=user)
+        if role in may_propose:
+            assert service.from_explorer(propose).status.value == "pending"
+        else:
+            with pytest.raises(PermissionDenied, match="start investigation or remediation"):
+                service.from_explorer(propose)
+        if P.REMEDIATION in rbac.matrix()[role]:
+            assert service.from_explorer(delete).status.value == "approved"  # a purger's move runs next
+        else:
+            with pytest.raises(PermissionDenied, match="lacks the remediation permission"):
+                service.from_explorer(delete)
+    refused = audit.query(store, activity="explorer.remediate", result="denied")
+    assert {r.actor for r in refused} == {"p-" + r.name.lower() for r in Role if P.REMEDIATION not in rbac.matrix()[r]}
 
 
 def test_incident_panel_disables_changes_for_readers(store):

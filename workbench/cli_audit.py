@@ -65,9 +65,11 @@ def audit_list(user: str | None, activity: str | None, target: str | None, since
                result: str | None, limit: int, as_json: bool, home: Path | None, tenant_name: str,
                db_url: str | None) -> None:
     """Audit records, newest first."""
-    from workbench.audit import query
+    from workbench.audit import query, require_reader
+    from workbench.identity import acting_user
 
     _, store = _open(home, tenant_name, db_url)
+    require_reader(store, acting_user())
     found = query(store, **_filters(user, activity, target, since, until, result), limit=limit)
     if as_json:
         for r in found:

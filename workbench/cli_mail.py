@@ -2,7 +2,8 @@
 
 ``configure`` points the tenant at a Maildir tree (or back at its embedded store), ``show`` says
 which store it uses and what it holds, ``search`` finds message copies by content (Search and
-Purge role, audited) and with ``--propose`` files one pending action for them in the action center.
+Purge role, audited) and with ``--propose`` files one pending action for them in the action center;
+``download`` saves one message's raw content (content read, audited).
 """
 
 from __future__ import annotations
@@ -154,11 +155,14 @@ def mail_search(sender: str | None, recipients: tuple[str, ...], subject: str | 
                               mailboxes=mailboxes)
     tenant = _tenant(home, tenant_name)
     actor = acting_user()
-    from workbench.store import existing_store, open_store
+    from workbench.store import open_store
 
-    roles = open_store(tenant, db_url) if db_url else existing_store(tenant)  # role assignments, if any
-    with _Progress("searching mail") as update:
-        result = search_tenant(tenant, criteria, actor=actor, progress=update, roles=roles)
+    roles = open_store(tenant, db_url)  # role assignments and the audit log
+    try:
+        with _Progress("searching mail") as update:
+            result = search_tenant(tenant, criteria, actor=actor, progress=update, roles=roles)
+    finally:
+        roles.dispose()
     shown = result.hits[:max(limit, 0)]
     if as_json:
         for h in shown:
@@ -178,6 +182,32 @@ def mail_search(sender: str | None, recipients: tuple[str, ...], subject: str | 
                f"{result.scanned:,} copies scanned in {result.seconds:.1f} s{skipped}", err=as_json)
     if propose:
         _propose(tenant, db_url, actor, PROPOSE[propose], result, reason)
+
+
+@mail.command("download")
+@click.argument("network_message_id")
+@click.option("--out", "folder", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
+              show_default=True, help="Folder to write <id>.eml.txt into.")
+@home_option
+@tenant_option
+@db_option
+@friendly_errors
+def mail_download(network_message_id: str, folder: Path, home: Path | None, tenant_name: str,
+                  db_url: str | None) -> None:
+    """Save one message's raw content (needs content read: Preview or Global Administrator; audited)."""
+    from workbench.identity import acting_user
+    from workbench.mail import open_mail_store
+    from workbench.mail.download import download
+    from workbench.store import open_store
+
+    tenant = _tenant(home, tenant_name)
+    roles, store = open_store(tenant, db_url), open_mail_store(tenant)
+    try:
+        path = download(store, network_message_id.strip(), folder, roles=roles, actor=acting_user())
+    finally:
+        store.close()  # type: ignore[attr-defined]
+        roles.dispose()
+    click.echo(f"saved {path} ({path.stat().st_size:,} bytes); open it as text, never in a mail client")
 
 
 def _propose(tenant: Any, db_url: str | None, actor: str, kind: str, result: Any, reason: str) -> None:

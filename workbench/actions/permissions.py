@@ -3,7 +3,8 @@
 With roles (:mod:`workbench.rbac`, docs/rbac.md): once the tenant's store holds any role
 assignment, *Search and Purge* here means the RBAC *action approval* permission (approve,
 reject, run and undo remediation: Global Administrator or the Search and Purge add-on) and
-proposing needs *metadata read* (every security role).
+proposing needs *start investigation* or *remediation* (a role that acts: Security Operator,
+Security Administrator, Global Administrator, or the Search and Purge add-on); readers may not.
 
 Fallback while a store holds no role assignment (or when no store is given): the users listed
 in ``WORKBENCH_APPROVERS`` (comma separated) are approvers; when that variable is unset or
@@ -35,10 +36,10 @@ class Permission(StrEnum):
     SEARCH_AND_PURGE = "Search and Purge"  # approve, reject, run and undo remediation
 
 
-def _rbac(permission: Permission):  # -> workbench.rbac.Permission
-    from workbench import rbac
+def _rbac(permission: Permission) -> tuple:  # -> workbench.rbac.Permission, any of which suffices
+    from workbench.rbac import Permission as P
 
-    return rbac.Permission.METADATA_READ if permission is Permission.PROPOSE else rbac.Permission.ACTION_APPROVAL
+    return (P.START_INVESTIGATION, P.REMEDIATION) if permission is Permission.PROPOSE else (P.ACTION_APPROVAL,)
 
 
 def _uses_roles(store: Store | None) -> bool:
@@ -61,7 +62,7 @@ def has(user: str, permission: Permission, *, approvers: frozenset[str] | None =
     if approvers is None and _uses_roles(store):
         from workbench import rbac
 
-        return rbac.has(store, user, _rbac(permission))
+        return rbac.has(store, user, *_rbac(permission))
     if permission is Permission.PROPOSE:
         return bool(user)
     allowed = approvers if approvers is not None else approvers_from_env()
@@ -76,8 +77,9 @@ def require(user: str, permission: Permission, *, approvers: frozenset[str] | No
     if approvers is None and _uses_roles(store):
         from workbench import rbac
 
-        rbac.audit_denied(store, user, _rbac(permission), activity=f"action.{permission.name.lower()}", target=target)
-        raise rbac.denied(user, _rbac(permission))
+        rbac.audit_denied(store, user, _rbac(permission)[0], activity=f"action.{permission.name.lower()}",
+                          target=target)
+        raise rbac.denied(user, *_rbac(permission))
     raise PermissionDenied(
         f"{user or 'an unknown user'} lacks the {permission.value} role; ask an approver to do this, "
         f"or add {user} to {APPROVERS_ENV}")

@@ -277,8 +277,9 @@ class ActionService:
 
     def from_explorer(self, request: Any) -> Action:
         """An Explorer request (``workbench.explorer.actions.ActionRequest``) of a remediation kind:
-        "Propose remediation" is a pending soft delete; "Move or delete" by an approver is
-        approved at once (run it next), by anyone else it waits for an approver."""
+        "Propose remediation" is a pending soft delete; "Move or delete" (which needs the
+        remediation permission once the tenant uses roles) by an approver is approved at once
+        (run it next), by anyone else it waits for an approver."""
         from workbench.explorer.actions import ActionKind as Ek
 
         kinds = {Ek.MOVE_TO_JUNK: ActionKind.MOVE_TO_JUNK, Ek.MOVE_TO_INBOX: ActionKind.MOVE_TO_INBOX,
@@ -286,6 +287,11 @@ class ActionService:
                  Ek.HARD_DELETE: ActionKind.HARD_DELETE, Ek.PROPOSE_REMEDIATION: ActionKind.SOFT_DELETE}
         if request.kind not in kinds:
             raise InputError(f"{request.kind.value} is carried out by the {request.handler}, not the action center")
+        if request.kind is not Ek.PROPOSE_REMEDIATION:
+            from workbench import rbac
+
+            rbac.require(self.store, self.actor, rbac.Permission.REMEDIATION, activity="explorer.remediate",
+                         target=f"{request.kind.value}: {len(request.targets):,} message(s)")
         copies = [(x.network_message_id, x.recipient) for x in request.targets]
         source_ref = "query " + json.dumps(request.query, sort_keys=True)[:280] if request.query else ""
         action = self.propose(kinds[request.kind], copies=copies, source=ActionSource.EXPLORER, source_ref=source_ref,

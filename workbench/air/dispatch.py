@@ -97,18 +97,25 @@ def configure(store: Store, *, actor: str | None = None, **values: float | int |
     if unknown:
         known = ", ".join(f.name for f in fields(Throttle))
         raise InputError(f"no AIR setting {sorted(unknown)[0]!r}; settings: {known}")
-    if any(v is not None for v in values.values()):
+    changed = any(v is not None for v in values.values())
+    if changed:
         from workbench import rbac
         from workbench.identity import acting_user
 
-        rbac.require(store, actor or acting_user(), rbac.Permission.ALERT_POLICY_CONFIGURATION,
-                     activity="air.configure")
-    new = Throttle(**{**asdict(throttle(store)), **{k: v for k, v in values.items() if v is not None}})
+        actor = actor or acting_user()
+        rbac.require(store, actor, rbac.Permission.ALERT_POLICY_CONFIGURATION, activity="air.configure")
+    before = throttle(store)
+    new = Throttle(**{**asdict(before), **{k: v for k, v in values.items() if v is not None}})
 
     def do(conn: sa.Connection) -> None:
+        from workbench import audit
+
         for name, value in asdict(new).items():
             conn.execute(t.air_settings.delete().where(t.air_settings.c.name == name))
             conn.execute(t.air_settings.insert().values(name=name, value=str(value), updated=datetime.now(UTC)))
+        if changed:
+            audit.append(conn, actor=actor or "", activity="air.configure", target="AIR settings",
+                         details={"before": asdict(before), "after": asdict(new)})
     store.run(do)
     return new
 

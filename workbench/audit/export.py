@@ -25,12 +25,22 @@ FORMATS = ("jsonl", "csv")
 COLUMNS = ["seq", "at", "actor", "activity", "target", "result", "request_id", "details", "prev_hash", "hash"]
 
 
+def require_reader(store: Any, actor: str, activity: str = "audit.read") -> None:
+    """Reading or exporting the audit log needs metadata read (every security role; docs/rbac.md)."""
+    from workbench import rbac
+
+    rbac.require(store, actor, rbac.Permission.METADATA_READ, activity=activity, target="audit log")
+
+
 def export(store: Any, path: Path | str, fmt: str = "jsonl", *, actor: str | None = None, **filters: Any) -> int:
     """Write the records matching *filters* (see :func:`workbench.audit.query`; no limit unless
-    given) oldest first to *path*; returns how many were written. With *actor*, the export itself
-    is audited (``audit.export``, after the records it wrote)."""
+    given) oldest first to *path*; returns how many were written. With *actor* (who needs
+    metadata read, :func:`require_reader`), the export itself is audited (``audit.export``,
+    after the records it wrote)."""
     if fmt not in FORMATS:
         raise InputError(f"unknown export format {fmt!r}; use jsonl or csv")
+    if actor:
+        require_reader(store, actor, "audit.export")
     path = Path(path)
     if not path.parent.is_dir():
         raise StorageError(f"cannot write {path}: folder {path.parent} does not exist")

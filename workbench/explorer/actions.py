@@ -45,6 +45,24 @@ HANDLER = {
 }
 
 
+# The RBAC permissions (any of) each kind needs once the tenant uses roles (docs/rbac.md): moving
+# or deleting needs remediation; proposing needs a role that acts (readers may not).
+REQUIRES: dict[ActionKind, tuple[str, ...]] = {
+    **{k: ("remediation",) for k, h in HANDLER.items() if h == "remediation"},
+    ActionKind.PROPOSE_REMEDIATION: ("start investigation", "remediation"),
+    ActionKind.START_INVESTIGATION: ("start investigation",),
+    ActionKind.ADD_TO_INCIDENT: ("incident management",), ActionKind.CREATE_INCIDENT: ("incident management",),
+}
+
+
+def allowed_kinds(store: object, user: str) -> tuple[ActionKind, ...]:
+    """The kinds *user* may request in the tenant whose store is *store* (all while it has no roles;
+    the services check again)."""
+    from workbench import rbac
+
+    return tuple(k for k in ActionKind if rbac.has(store, user, *map(rbac.Permission, REQUIRES[k])))
+
+
 @dataclass(frozen=True, order=True)
 class MessageRef:
     """One recipient's copy of a message: the grid's stable row key."""
@@ -94,4 +112,5 @@ def build_request(kind: ActionKind | str, selection: Iterable[MessageRef], *, re
     return ActionRequest(kind, targets, requested_by, comment=comment, incident_id=incident_id, query=query)
 
 
-__all__ = ["ActionKind", "ActionRequest", "MessageRef", "build_request", "CONFIRM_ABOVE", "MAX_SELECTION", "HANDLER"]
+__all__ = ["ActionKind", "ActionRequest", "MessageRef", "build_request", "allowed_kinds", "CONFIRM_ABOVE",
+           "MAX_SELECTION", "HANDLER", "REQUIRES"]

@@ -125,12 +125,14 @@ def email_entity(lake: Lake, network_message_id: str, recipient: str, *, at: dat
     """Everything about one message copy. *at* (the row's Timestamp) narrows the lake scan;
     *mail_store* gives raw headers and, with *read_content*, the body preview — for which
     *actor* (default: the acting user) needs the content read permission in *roles* (the
-    tenant's store) when given."""
+    tenant's store) when given; each preview shown is then audited (``mail.preview``)."""
     if read_content and roles is not None:
         from workbench import rbac
         from workbench.identity import acting_user
 
-        rbac.require(roles, actor or acting_user(), rbac.Permission.CONTENT_READ)
+        actor = actor or acting_user()
+        rbac.require(roles, actor, rbac.Permission.CONTENT_READ, activity="mail.preview",
+                     target=f"{network_message_id} ({recipient})")
     event = _find(lake, network_message_id, recipient, at)
     at = event["Timestamp"]
     extra = _json(event.get("AdditionalFields"))
@@ -159,6 +161,12 @@ def email_entity(lake: Lake, network_message_id: str, recipient: str, *, at: dat
             headers = head.decode("utf-8", "replace")
             if read_content:
                 preview = _preview(raw)
+                if roles is not None:
+                    from workbench import audit
+
+                    audit.record(roles, actor=actor, activity="mail.preview",
+                                 target=f"{network_message_id} ({event['RecipientEmailAddress']})",
+                                 details={"bytes": len(raw)})
     return EmailEntity(
         network_message_id=network_message_id, recipient=event["RecipientEmailAddress"], event=event,
         explanation=str(extra.get("Explanation") or ""),

@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -47,9 +48,11 @@ def _days(start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
 
 
 def export(lake: Lake, q: Query, path: Path | str, *, columns: Sequence[str] | None = None, fmt: str | None = None,
-           progress: Callable[[int, int], None] | None = None, now: datetime | None = None) -> ExportResult:
+           progress: Callable[[int, int], None] | None = None, now: datetime | None = None,
+           audit_store: Any = None, actor: str = "") -> ExportResult:
     """Write every row of *q* to *path* (format from *fmt* or the suffix); *progress(done, total)*
-    is called after each day."""
+    is called after each day. With *audit_store* (the tenant's store) the export is audited
+    (``explorer.export``: *actor*, file, rows, query)."""
     path = Path(path)
     fmt = (fmt or path.suffix.lstrip(".")).lower()
     if fmt not in FORMATS:
@@ -86,6 +89,11 @@ def export(lake: Lake, q: Query, path: Path | str, *, columns: Sequence[str] | N
         raise StorageError(f"cannot write {path}: {exc.strerror or exc}; choose a writable folder") from None
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    if audit_store is not None:
+        from workbench import audit
+
+        audit.record(audit_store, actor=actor, activity="explorer.export", target=path.name,
+                     details={"rows": rows, "format": fmt, "query": q.to_json()})
     return ExportResult(path, rows, fmt)
 
 

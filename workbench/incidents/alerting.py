@@ -74,12 +74,19 @@ def watermarks(store: Store) -> dict[str, tuple[datetime | None, datetime]]:
         return {r.policy_id: (r.watermark, r.last_run) for r in conn.execute(sa.select(t.policy_watermarks))}
 
 
+def _settings_json(value: pol.PolicySettings) -> dict:
+    return {"enabled": value.enabled, "severity": value.severity.value if value.severity else None,
+            "thresholds": dict(value.thresholds)}
+
+
 def configure(store: Store, policy_id: str, actor: str, *, enabled: bool | None = None,
               severity: Severity | str | None = None, thresholds: dict[str, float] | None = None) -> pol.PolicySettings:
-    """Change a policy's settings; *actor* needs the alert policy configuration permission."""
-    from workbench import rbac
+    """Change a policy's settings; *actor* needs the alert policy configuration permission. The
+    change is audited (``policy.configure``, before and after) in its own transaction."""
+    from workbench import audit, rbac
 
-    rbac.require(store, actor, rbac.Permission.ALERT_POLICY_CONFIGURATION)
+    rbac.require(store, actor, rbac.Permission.ALERT_POLICY_CONFIGURATION, activity="policy.configure",
+                 target=policy_id)
     policy = _policy(policy_id)
     unknown = set(thresholds or {}) - set(dict(policy.thresholds))
     if unknown:
@@ -102,6 +109,8 @@ def configure(store: Store, policy_id: str, actor: str, *, enabled: bool | None 
         if conn.execute(t.policy_settings.update().where(t.policy_settings.c.policy_id == policy_id)
                         .values(**values)).rowcount == 0:
             conn.execute(t.policy_settings.insert().values(policy_id=policy_id, **values))
+        audit.append(conn, actor=actor, activity="policy.configure", target=policy_id,
+                     details={"before": _settings_json(current), "after": _settings_json(new)})
     store.run(do)
     return new
 

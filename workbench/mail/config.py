@@ -73,11 +73,6 @@ def config_path(tenant: Any) -> Path:
     return Path(tenant.mail_dir) / CONFIG_FILE
 
 
-def audit_path(tenant: Any) -> Path:
-    """Where content searches of the tenant's mail are audited, whichever store holds it."""
-    return Path(tenant.mail_dir) / "search-audit.jsonl"
-
-
 def _folder_names(raw: Mapping[str, str] | None, where: str) -> dict[Folder, str]:
     """``{"Junk Email": "Spam"}`` (folder value or enum name, any case) → ``{Folder.JUNK: "Spam"}``."""
     lookup = {k.lower(): f for f in Folder for k in (f.value, f.name, f.name.replace("_", "-"))}
@@ -193,17 +188,18 @@ def open_mail_store(tenant: Any, *, missing_ok: bool = False) -> MailStore | Non
     return EmbeddedMailStore(path)
 
 
-def search_tenant(tenant: Any, criteria: Any, **kw: Any) -> Any:
-    """:func:`workbench.mail.search.search` over the tenant's configured store, audited to
-    ``<tenant>/mail/search-audit.jsonl`` whichever store it is (keywords: actor, progress, max_bytes)."""
+def search_tenant(tenant: Any, criteria: Any, *, roles: Any, **kw: Any) -> Any:
+    """:func:`workbench.mail.search.search` over the tenant's configured store, checked against and
+    audited to (``mail.search``) *roles*, the tenant's :class:`~workbench.store.Store`, whichever
+    mail store it is (keywords: actor, progress, max_bytes)."""
     from workbench.mail.search import search
 
     store = open_mail_store(tenant)
     try:
-        return search(store, criteria, audit_path=audit_path(tenant), **kw)
+        return search(store, criteria, roles=roles, audit_store=roles, **kw)
     finally:
         store.close()  # type: ignore[attr-defined]
 
 
-__all__ = ["MailConfig", "search_tenant", "NAMING", "CONFIG_FILE", "config_path", "audit_path", "load", "save",
+__all__ = ["MailConfig", "search_tenant", "NAMING", "CONFIG_FILE", "config_path", "load", "save",
            "configure_maildir", "configure_embedded", "open_mail_store"]

@@ -5,10 +5,11 @@ does not describe (mail delivered before ingest started, a server the workbench 
 :class:`SearchCriteria` are AND-ed; each hit is a copy (:class:`~workbench.mail.base.CopyRef`)
 that the action center can move, soft- or hard-delete like any other.
 
-Only users holding the Search and Purge role may search (the check is
-:func:`workbench.actions.permissions.require`), and every search — allowed, denied or failed —
-is appended to an audit file (JSON lines: who, when, criteria, copies scanned, hits); by default
-the store's ``audit_path`` (``<tenant>/mail/search-audit.jsonl`` for the embedded store).
+Only users holding the remediation permission (Search and Purge) may search (:func:`authorize`),
+and every search — allowed, denied or failed — is audited once: to the tenant's audit log
+(:mod:`workbench.audit`, activity ``mail.search``) for a tenant's mail
+(:func:`workbench.mail.config.search_tenant`), else to a store's own JSON-lines audit file
+(``audit_path``; who, when, criteria, copies scanned, hits).
 
 Messages are parsed with :func:`workbench.ingest.message.parse` (the same URLs, attachment
 names and SHA-256 hashes as the lake's), once per NetworkMessageId; a message over *max_bytes*
@@ -302,7 +303,8 @@ def authorize(actor: str, roles: Any = None) -> None:
     from workbench.actions.permissions import Permission, require
 
     if roles is not None and rbac.has_assignments(roles):
-        rbac.require(roles, actor, rbac.Permission.REMEDIATION)
+        if not rbac.has(roles, actor, rbac.Permission.REMEDIATION):
+            raise rbac.denied(actor, rbac.Permission.REMEDIATION)  # the search audits the refusal, once
         return
     require(actor, Permission.SEARCH_AND_PURGE)
 

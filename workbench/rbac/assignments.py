@@ -65,11 +65,13 @@ def roles_of(store: Store, user: str) -> frozenset[Role]:
     return frozenset(Role(r) for r in rows)
 
 
-def has(store: Store, user: str, permission: Permission) -> bool:
-    """Whether *user* holds *permission* through their roles (True while no assignment exists)."""
+def has(store: Store, user: str, permission: Permission, *alternatives: Permission) -> bool:
+    """Whether *user* holds *permission* (or any of *alternatives*) through their roles (True while
+    no assignment exists)."""
     if not has_assignments(store):
         return True
-    return bool(user) and permission in permissions_of(roles_of(store, user))
+    held = permissions_of(roles_of(store, user)) if user else frozenset()
+    return any(p in held for p in (permission, *alternatives))
 
 
 def audit_denied(store: Store, user: str, permission: Permission, *, activity: str = "", target: str = "") -> None:
@@ -80,18 +82,21 @@ def audit_denied(store: Store, user: str, permission: Permission, *, activity: s
                  target=target, result="denied", details={"permission": permission.value})
 
 
-def require(store: Store, user: str, permission: Permission, *, activity: str = "", target: str = "") -> None:
-    """Raise :class:`~workbench.errors.PermissionDenied` naming the roles that grant *permission*;
-    the refusal is audited (:func:`audit_denied`; *activity* and *target* name the attempt)."""
-    if not has(store, user, permission):
+def require(store: Store, user: str, permission: Permission, *alternatives: Permission, activity: str = "",
+            target: str = "") -> None:
+    """Raise :class:`~workbench.errors.PermissionDenied` naming the roles that grant *permission*
+    (or any of *alternatives*); the refusal is audited (:func:`audit_denied`; *activity* and
+    *target* name the attempt)."""
+    if not has(store, user, permission, *alternatives):
         audit_denied(store, user, permission, activity=activity, target=target)
-        raise denied(user, permission)
+        raise denied(user, permission, *alternatives)
 
 
-def _audit(store: Store, actor: str, activity: str, user: str, role: Role, **details: str) -> None:
+def _audit(conn: sa.Connection, actor: str, activity: str, user: str, role: Role, **details: str) -> None:
+    """The role change's audit record, in the change's own transaction."""
     from workbench import audit
 
-    audit.record(store, actor=actor, activity=activity, target=f"{user}: {role.value}", details=details)
+    audit.append(conn, actor=actor, activity=activity, target=f"{user}: {role.value}", details=details)
 
 
 def bootstrap(store: Store, user: str) -> bool:
@@ -103,12 +108,10 @@ def bootstrap(store: Store, user: str) -> bool:
             return False
         conn.execute(t.role_assignments.insert().values(user_name=name, role=Role.GLOBAL_ADMINISTRATOR.value,
                                                         granted_by=BOOTSTRAP, granted=datetime.now(UTC)))
+        _audit(conn, BOOTSTRAP, "role.grant", name, Role.GLOBAL_ADMINISTRATOR, reason="first acting user")
         return True
 
-    made = store.run(do)
-    if made:
-        _audit(store, BOOTSTRAP, "role.grant", name, Role.GLOBAL_ADMINISTRATOR, reason="first acting user")
-    return made
+    return store.run(do)
 
 
 def grant(store: Store, actor: str, user: str, role: Role) -> bool:
@@ -121,12 +124,10 @@ def grant(store: Store, actor: str, user: str, role: Role) -> bool:
         exists = conn.execute(sa.select(ra.c.role).where(ra.c.user_name == name, ra.c.role == role.value)).first()
         if exists is None:
             conn.execute(ra.insert().values(user_name=name, role=role.value, granted_by=by, granted=datetime.now(UTC)))
+            _audit(conn, by, "role.grant", name, role)
         return exists is None
 
-    new = store.run(do)
-    if new:
-        _audit(store, by, "role.grant", name, role)
-    return new
+    return store.run(do)
 
 
 def revoke(store: Store, actor: str, user: str, role: Role) -> None:
@@ -143,9 +144,9 @@ def revoke(store: Store, actor: str, user: str, role: Role) -> None:
         if not any(Permission.ROLE_MANAGEMENT in permissions_of([Role(r.role)]) for r in left):
             raise InputError(f"revoking {role.value} from {name} would leave no role manager; "
                              "grant Global Administrator to someone else first")
+        _audit(conn, _norm(actor), "role.revoke", name, role)
 
     store.run(do)
-    _audit(store, _norm(actor), "role.revoke", name, role)
 
 
 __all__ = ["Assignment", "BOOTSTRAP", "assignments", "has_assignments", "roles_of", "has", "require",

@@ -78,12 +78,15 @@ def granting_roles(permission: Permission) -> tuple[Role, ...]:
     return tuple(r for r in Role if permission in matrix().get(r, frozenset()))
 
 
-def denied(user: str, permission: Permission) -> PermissionDenied:
-    """The one-line error for *user* lacking *permission*: which roles grant it and how to get one."""
-    roles = granting_roles(permission)
+def denied(user: str, permission: Permission, *alternatives: Permission) -> PermissionDenied:
+    """The one-line error for *user* lacking *permission* (or any of *alternatives*): which roles
+    grant it and how to get one."""
+    wanted = (permission, *alternatives)
+    roles = tuple(r for r in Role if any(p in matrix().get(r, frozenset()) for p in wanted))
     who = user or "an unknown user"
     return PermissionDenied(
-        f"{who} lacks the {permission.value} permission (granted by {', '.join(r.value for r in roles)}); "
+        f"{who} lacks the {' or '.join(p.value for p in wanted)} permission "
+        f"(granted by {', '.join(r.value for r in roles)}); "
         f"ask a role manager to run: workbench roles grant {user or 'USER'} '{roles[-1].value}'")
 
 

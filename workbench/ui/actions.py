@@ -492,6 +492,10 @@ class ActionCenterPanel(ServicePanel):
         except OSError as exc:
             self.show_error(WorkbenchError(f"cannot write {path}: {exc.strerror or exc}; check the reports folder"))
             return None
+        from workbench import audit
+
+        audit.record(self.service.store, actor=self.service.actor, activity="actions.export", target=written.name,
+                     details={"tab": tab, "actions": [a.id for a in self.visible()][:1000]})
         data = base64.b64encode(text.encode("utf-8")).decode()
         self.download.value = (f'<span class="wb-note">Saved {esc(written)} · <a download="{esc(written.name)}" '
                                f'href="data:text/csv;base64,{data}">download</a></span>')

@@ -75,14 +75,23 @@ class AuditPanel(w.VBox):
         self.refresh()
 
     @classmethod
-    def for_tenant(cls, tenant: Any = None, **kwargs: Any) -> AuditPanel:
-        """The audit log of a tenant (``WORKBENCH_TENANT`` by default) for the acting user."""
+    def for_tenant(cls, tenant: Any = None, **kwargs: Any) -> AuditPanel | w.HTML:
+        """The audit log of a tenant (``WORKBENCH_TENANT`` by default) for the acting user, who needs
+        metadata read (:func:`workbench.audit.require_reader`)."""
         from workbench.store import open_store
         from workbench.tenant import open_tenant
 
         t = tenant if hasattr(tenant, "root") else open_tenant(tenant)
+        from workbench.audit import require_reader
+
         kwargs.setdefault("export_dir", Path(t.root) / "reports")
-        return cls(open_store(t), acting_user(), **kwargs)
+        store, actor = open_store(t), acting_user()
+        try:
+            require_reader(store, actor)
+        except WorkbenchError as exc:  # the page shows the one-line refusal, not a traceback
+            store.dispose()
+            return w.HTML(f'<span class="wb-error" style="color:#b00020">{esc(exc)}</span>')
+        return cls(store, actor, **kwargs)
 
     def filters(self) -> dict[str, Any]:
         """The filters as :func:`workbench.audit.query` takes them."""

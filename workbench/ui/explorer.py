@@ -13,7 +13,7 @@ Every value shown in HTML passes through :mod:`workbench.ui.render` (escaped, UR
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -169,12 +169,16 @@ def _short(value: Any) -> str:
 
 class ExplorerPanel(w.VBox):
     """The Explorer for one lake. ``now`` pins relative windows (tests); ``read_content`` allows
-    the body preview; ``on_request`` receives every :class:`ActionRequest` built."""
+    the body preview (checked and audited in ``roles``, the tenant's store, when given);
+    ``on_request`` receives every :class:`ActionRequest` built; ``actions`` are the kinds
+    offered (default: all; none hides the action row)."""
 
     def __init__(self, lake: Lake, *, mail_store: Any = None, query: Query | None = None, now: datetime | None = None,
                  read_content: bool = False, chart: bool = True, page_size: int = 50,
                  on_request: Callable[[ActionRequest], None] | None = None, export_dir: Path | None = None,
-                 saved_dir: Path | None = None, link_base: str = "") -> None:
+                 saved_dir: Path | None = None, link_base: str = "",
+                 actions: Sequence[ActionKind] = tuple(ActionKind), roles: Any = None) -> None:
+        self.roles = roles
         self.lake, self.mail_store, self.now = lake, mail_store, now
         self.read_content, self.page_size, self.on_request = read_content, page_size, on_request
         self.export_dir = export_dir or Path.cwd()
@@ -214,7 +218,7 @@ class ExplorerPanel(w.VBox):
         self.export_name = w.Text(value="explorer-export", layout=w.Layout(width="200px"))
         self.export_button = w.Button(description="Export all rows", icon="download")
         self.progress = w.IntProgress(min=0, max=1, value=0, layout=w.Layout(width="200px", visibility="hidden"))
-        self.action = w.Dropdown(options=[k.value for k in ActionKind], description="Action")
+        self.action = w.Dropdown(options=[k.value for k in actions], description="Action")
         self.incident = w.Text(placeholder="incident # / new name", layout=w.Layout(width="170px"))
         self.confirm = w.Checkbox(value=False, description="I confirm", indent=False)
         self.action_button = w.Button(description="Request", icon="gavel")
@@ -228,7 +232,8 @@ class ExplorerPanel(w.VBox):
         self._grid_tab = w.VBox([w.HBox([w.Label("Columns"), self.columns]), w.HBox([self.sort, self.descending]), self.grid,
                                  w.HBox([self.prev_button, self.page_label, self.next_button]),
                                  self.selection, w.HBox([self.open_button, self.selected_count]),
-                                 w.HBox([self.action, self.incident, self.confirm, self.action_button]),
+                                 w.HBox([self.action, self.incident, self.confirm, self.action_button],
+                                        layout=w.Layout(display="flex" if actions else "none")),
                                  self.action_result,
                                  w.HBox([w.Label("Export"), self.export_format, self.export_name, self.export_button,
                                          self.progress])])
@@ -285,7 +290,11 @@ class ExplorerPanel(w.VBox):
             port = f":{env['SERVER_PORT']}" if env.get("SERVER_PORT") else ""
             kwargs.setdefault("link_base", f"http://{env['SERVER_NAME']}{port}{env['SCRIPT_NAME']}")
         kwargs.setdefault("on_request", _incident_handler(t))
-        kwargs.setdefault("read_content", _may_read_content(t))
+        from workbench.store import existing_store
+
+        roles = kwargs.setdefault("roles", existing_store(t))  # kept open: previews are checked and audited
+        for key, value in role_settings(roles, acting_user()).items():
+            kwargs.setdefault(key, value)
         panel = cls(Lake.for_tenant(t), mail_store=store, **kwargs)
         if link:
             try:
@@ -545,7 +554,7 @@ class ExplorerPanel(w.VBox):
     def open_email(self, ref: MessageRef, at: datetime | None = None) -> None:
         try:
             e = email_entity(self.lake, ref.network_message_id, ref.recipient, at=at, mail_store=self.mail_store,
-                             read_content=self.read_content)
+                             read_content=self.read_content, roles=self.roles)
         except WorkbenchError as exc:
             self.show_error(exc)
             return
@@ -621,7 +630,8 @@ class ExplorerPanel(w.VBox):
             self.progress.max, self.progress.value = total, done
 
         try:
-            result = export(self.lake, self.snapshot.query, path, progress=step, now=self.now)
+            result = export(self.lake, self.snapshot.query, path, progress=step, now=self.now,
+                            audit_store=self.roles, actor=acting_user())
         except WorkbenchError as exc:
             self.show_error(exc)
             return None
@@ -674,19 +684,17 @@ def _incident_handler(tenant: Any) -> Callable[[ActionRequest], str | None]:
     return handle
 
 
-def _may_read_content(tenant: Any) -> bool:
-    """Whether the acting user holds content read in a tenant that uses roles (docs/rbac.md);
-    without role assignments previews stay off, as before."""
+def role_settings(roles: Any, user: str) -> dict[str, Any]:
+    """What *user*'s roles in the tenant store *roles* (or None) allow the panel: ``read_content``
+    (previews; off in a tenant without role assignments, as before) and ``actions`` (the kinds
+    offered; all while the tenant has no roles). The services check again (docs/rbac.md)."""
     from workbench import rbac
-    from workbench.store import existing_store
+    from workbench.explorer.actions import allowed_kinds
 
-    store = existing_store(tenant)
-    if store is None:
-        return False
-    try:
-        return rbac.has_assignments(store) and rbac.has(store, acting_user(), rbac.Permission.CONTENT_READ)
-    finally:
-        store.dispose()
+    if roles is None:
+        return {"read_content": False, "actions": tuple(ActionKind)}
+    return {"read_content": rbac.has_assignments(roles) and rbac.has(roles, user, rbac.Permission.CONTENT_READ),
+            "actions": allowed_kinds(roles, user)}
 
 
-__all__ = ["ExplorerPanel", "GroupEditor", "ConditionRow", "acting_user"]
+__all__ = ["ExplorerPanel", "role_settings", "GroupEditor", "ConditionRow", "acting_user"]
