@@ -48,9 +48,14 @@ class Context:
     allow_domains: frozenset[str] = frozenset()  # well-known domains (warning lists): never "lookalike"
     known_pairs: frozenset[tuple[str, str]] = field(default=frozenset())  # (sender, recipient) seen before
     yara: YaraRules | None = None  # compiled once per rules folder (workbench.detect.analyzers.yara.load)
+    simulation_domains: frozenset[str] = frozenset()  # advanced delivery: senders of authorised simulations
 
     def is_org(self, domain: str | None) -> bool:
         return bool(domain) and any(domain == d or domain.endswith("." + d) for d in self.org_domains)
+
+    def is_simulation(self, domain: str | None) -> bool:
+        """Mail from *domain* is an authorised phishing simulation (the simulator's sending domains)."""
+        return bool(domain) and any(domain == d or domain.endswith("." + d) for d in self.simulation_domains)
 
 
 class Findings(list):

@@ -73,11 +73,17 @@ def protected_people(identity: pl.DataFrame) -> tuple[Person, ...]:
     return tuple(Person(n, u) for n, u in people.select("AccountDisplayName", "AccountUpn").iter_rows() if n)
 
 
+SIMULATION_OVERRIDE = "Phishing Simulation"  # the OrgLevelPolicy of authorised simulation mail
+
+
 def tenant_context(tenant: Tenant, org_domains: tuple[str, ...] = ()) -> Context:
     """What detection may know about the tenant: its domains and its protected people."""
     lake = Lake.for_tenant(tenant)
     identity = lake.scan("IdentityInfo", columns=["AccountDisplayName", "AccountUpn", "JobTitle", "Tags"]).collect()
-    return Context(org_domains=org_domains, protected_people=protected_people(identity))
+    from workbench.simulator.config import load as simulator_config
+
+    return Context(org_domains=org_domains, protected_people=protected_people(identity),
+                   simulation_domains=frozenset(simulator_config(tenant).simulation_domains))
 
 
 def dead_letter(tenant: Tenant, item: RawItem, reason: str) -> None:
@@ -145,6 +151,9 @@ def ingest(tenant: Tenant, items: Iterable[RawItem], *, org_domains: tuple[str, 
                 message = parse(item.data)
                 verdict = evaluate(message, ctx) if ctx is not None else None
                 rows = message_rows(message, org_domains=org_domains, location=item.location, verdict=verdict)
+                if ctx is not None and ctx.is_simulation(message.from_domain):  # advanced delivery
+                    for row in rows["EmailEvents"]:
+                        row.update(OrgLevelAction="Allow", OrgLevelPolicy=SIMULATION_OVERRIDE)
                 head, body = _split(message.raw)
                 received = (message.date.isoformat() if message.date else "1970-01-01T00:00:00+00:00")
                 raw_rows.append((message.network_message_id, received, head, body))

@@ -65,6 +65,11 @@ def _v7(conn: sa.Connection) -> None:
     t.metadata.create_all(conn, tables=[t.audit_log, t.audit_anchor])
 
 
+def _v8(conn: sa.Connection) -> None:
+    t.metadata.create_all(conn, tables=[t.sim_payloads, t.sim_campaigns, t.sim_targets, t.sim_events,
+                                        t.sim_automations])
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "alerts, incidents, evidence, comments, activity log, policy settings and watermarks", _v1),
     Migration(2, "automated investigations: runs, evidence, clusters, proposed actions, analyzer log", _v2),
@@ -73,6 +78,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, "action center: actions, per-copy targets and results, history, adapter requests", _v5),
     Migration(6, "role assignments: who holds which workbench role", _v6),
     Migration(7, "audit log: append-only, hash-chained records and the anchor of the latest one", _v7),
+    Migration(8, "attack simulator: payloads, campaigns, targets, events, automations", _v8),
 )
 LATEST = MIGRATIONS[-1].version
 

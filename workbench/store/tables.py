@@ -386,3 +386,92 @@ role_assignments = sa.Table(  # who holds which role (workbench.rbac; the matrix
     sa.Column("granted_by", sa.String(200), nullable=False),
     _now_column("granted"),
 )
+
+# ------------------------------------------------------------------ attack simulator (workbench.simulator)
+
+sim_payloads = sa.Table(  # tenant-authored payloads (the shipped library is package data)
+    "sim_payloads", metadata,
+    sa.Column("id", sa.String(80), primary_key=True),
+    sa.Column("name", sa.String(300), nullable=False),
+    sa.Column("technique", sa.String(40), nullable=False),
+    sa.Column("definition", sa.Text, nullable=False),  # JSON (workbench.simulator.payloads.to_dict)
+    sa.Column("author", sa.String(200), nullable=False),
+    _now_column("created"),
+    _now_column("updated"),
+)
+
+sim_campaigns = sa.Table(
+    "sim_campaigns", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(300), nullable=False),
+    sa.Column("description", sa.Text, nullable=False, default=""),
+    sa.Column("technique", sa.String(40), nullable=False),
+    sa.Column("payload_id", sa.String(80), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),  # workbench.simulator.model.CampaignStatus
+    sa.Column("settings", sa.Text, nullable=False, default="{}"),  # JSON: landing, training, notifications, window
+    sa.Column("created_by", sa.String(200), nullable=False),
+    _now_column("created"),
+    sa.Column("launch_at", UTCDateTime(), nullable=True),  # when sending starts (scheduled / launched)
+    sa.Column("end_at", UTCDateTime(), nullable=True),  # launch + end after N days
+    sa.Column("started", UTCDateTime(), nullable=True),
+    sa.Column("ended", UTCDateTime(), nullable=True),
+    sa.Column("ended_by", sa.String(200), nullable=True),
+    sa.Column("automation_id", sa.Integer, nullable=True),  # the recurring automation that created it
+)
+
+sim_targets = sa.Table(
+    "sim_targets", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("campaign_id", sa.Integer, sa.ForeignKey("sim_campaigns.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("email", sa.String(320), nullable=False),
+    sa.Column("token", sa.String(64), nullable=False, unique=True),
+    sa.Column("attributes", sa.Text, nullable=False, default="{}"),  # JSON: the Recipient at simulation time
+    sa.Column("status", sa.String(20), nullable=False),  # TargetStatus (counted events only; monotonic)
+    sa.Column("send_at", UTCDateTime(), nullable=True),  # due time (time-zone-aware delivery)
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("next_attempt", UTCDateTime(), nullable=True),
+    sa.Column("last_error", sa.String(1000), nullable=False, default=""),
+    sa.Column("message_id", sa.String(300), nullable=True),
+    sa.Column("delivered", UTCDateTime(), nullable=True),
+    sa.Column("failed", UTCDateTime(), nullable=True),
+    sa.Column("read", UTCDateTime(), nullable=True),
+    sa.Column("clicked", UTCDateTime(), nullable=True),
+    sa.Column("compromised", UTCDateTime(), nullable=True),
+    sa.Column("reported", UTCDateTime(), nullable=True),
+    sa.Column("training_due", UTCDateTime(), nullable=True),
+    sa.Column("training_assigned", sa.Text, nullable=False, default="[]"),  # JSON list of module ids
+    sa.Column("training_completed", sa.Text, nullable=False, default="{}"),  # JSON module id -> ISO time
+    sa.Column("training_notified", UTCDateTime(), nullable=True),  # the assignment notification went out
+    sa.Column("reminded", UTCDateTime(), nullable=True),  # the last training reminder
+    sa.Column("reinforced", UTCDateTime(), nullable=True),  # the positive reinforcement went out
+    sa.UniqueConstraint("campaign_id", "email", name="uq_sim_targets_campaign_email"),
+    sa.Index("ix_sim_targets_due", "status", "next_attempt"),
+)
+
+sim_events = sa.Table(  # every request and delivery outcome, counted or flagged (kept, excluded from rates)
+    "sim_events", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("campaign_id", sa.Integer, nullable=False),
+    sa.Column("target_id", sa.Integer, nullable=False),
+    sa.Column("kind", sa.String(40), nullable=False),  # EventKind
+    _now_column("at"),
+    sa.Column("ip", sa.String(64), nullable=False, default=""),
+    sa.Column("user_agent", sa.String(1000), nullable=False, default=""),
+    sa.Column("source", sa.String(40), nullable=False, default=""),
+    sa.Column("reasons", sa.String(300), nullable=False, default=""),  # comma-separated; empty = counted
+    sa.Column("details", sa.Text, nullable=False, default="{}"),
+    sa.Index("ix_sim_events_campaign", "campaign_id", "at"),
+    sa.Index("ix_sim_events_target", "target_id"),
+)
+
+sim_automations = sa.Table(  # recurring simulations: a campaign template launched on a schedule
+    "sim_automations", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(300), nullable=False),
+    sa.Column("template", sa.Text, nullable=False),  # JSON: the campaign definition
+    sa.Column("every_days", sa.Integer, nullable=False),
+    sa.Column("next_run", UTCDateTime(), nullable=False),
+    sa.Column("enabled", sa.Boolean, nullable=False, default=True),
+    sa.Column("created_by", sa.String(200), nullable=False),
+    _now_column("created"),
+)
