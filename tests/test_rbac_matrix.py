@@ -2,8 +2,8 @@
 the real services (not the UI): each role alone is granted to a fresh user, who then tries the
 activity; the cell says allow or deny. Also: bootstrap, grant/revoke rules, the CLI, identity.
 
-Activities without a service yet (metadata read is never refused; trackers, simulations,
-payloads, SIEM have no service) are checked on the matrix data only (:data:`DATA_ONLY`)."""
+Activities without a service yet (metadata read is never refused; trackers and SIEM have no
+service) are checked on the matrix data only (:data:`DATA_ONLY`)."""
 
 from __future__ import annotations
 
@@ -27,6 +27,10 @@ from workbench.mail import EmbeddedMailStore
 from workbench.mail.search import SearchCriteria, search
 from workbench.rbac import Permission as P
 from workbench.rbac import Role
+from workbench.simulator.campaigns import SimulationService
+from workbench.simulator.model import Recipient
+from workbench.simulator.payload_store import save_payload
+from workbench.simulator.payloads import load_library, to_dict
 from workbench.store import open_store
 
 ADMIN = "root"
@@ -84,11 +88,13 @@ def _activities(store, mail, tmp_path: Path) -> dict[P, Callable[[str], object]]
         P.ALERT_POLICY_CONFIGURATION: lambda u: (alerting.configure(store, _policy_id(), u, enabled=True),
                                                  dispatch.configure(store, actor=u, max_running=3)),
         P.ROLE_MANAGEMENT: lambda u: rbac.grant(store, u, f"new-{u}", Role.GLOBAL_READER),
+        P.SIMULATION_MANAGEMENT: lambda u: SimulationService(store, u).create(
+            f"by {u}", "password-expiry-notice", [Recipient(f"{u}@contoso.test")]),
+        P.PAYLOAD_AUTHORING: lambda u: save_payload(store, u, {**to_dict(load_library()[0]), "id": f"mine-{u}".replace("_", "-")}),
     }
 
 
-DATA_ONLY = {P.METADATA_READ, P.TRACKER_MANAGEMENT, P.SIMULATION_MANAGEMENT, P.PAYLOAD_AUTHORING,
-             P.SIEM_CONFIGURATION}
+DATA_ONLY = {P.METADATA_READ, P.TRACKER_MANAGEMENT, P.SIEM_CONFIGURATION}
 
 
 def test_every_activity_role_cell_through_the_services(store, mail, tmp_path):
@@ -287,3 +293,26 @@ def test_incident_panel_disables_changes_for_readers(store):
     assert not IncidentPanel(IncidentService(store, ADMIN), incident.id).resolve_button.disabled
     with pytest.raises(PermissionDenied):  # the service refuses whatever the panel shows
         IncidentService(store, "bob").resolve(incident.id, "done")
+
+
+def test_payload_authors_edit_payloads_but_neither_launch_nor_see_reports(store):
+    from workbench.simulator.reports import campaign_report
+
+    rbac.grant(store, ADMIN, "paula", Role.ATTACK_PAYLOAD_AUTHOR)
+    rbac.grant(store, ADMIN, "simon", Role.ATTACK_SIMULATION_ADMINISTRATOR)
+    rbac.grant(store, ADMIN, "olga", Role.SECURITY_OPERATOR)
+    mine = save_payload(store, "paula", {**to_dict(load_library()[0]), "id": "paulas-payload"})
+    assert mine.source == "tenant" and mine.author == "paula"
+    campaign = SimulationService(store, "simon").create("Q4", "paulas-payload", [Recipient("a@contoso.test")])
+    for attempt in (lambda: SimulationService(store, "paula").launch(campaign.id),
+                    lambda: SimulationService(store, "paula").create("x", "paulas-payload", [Recipient("b@x.test")]),
+                    lambda: campaign_report(store, campaign.id, actor="paula"),
+                    lambda: SimulationService(store, "paula").list()):
+        with pytest.raises(PermissionDenied):
+            attempt()
+    assert campaign_report(store, campaign.id, actor="olga").counts["targeted"] == 1  # read-only roles see reports
+    with pytest.raises(PermissionDenied, match="simulation management"):
+        SimulationService(store, "olga").launch(campaign.id)
+    with pytest.raises(PermissionDenied, match="payload authoring"):
+        save_payload(store, "olga", {**to_dict(load_library()[0]), "id": "olgas"})
+    assert SimulationService(store, "simon").launch(campaign.id).status.value == "running"

@@ -33,7 +33,7 @@ from workbench.simulator.model import CampaignStatus, Technique
 from workbench.simulator.payload_store import get_payload
 from workbench.simulator.recorder import StoreTracker
 from workbench.simulator.reports import campaign_report, export_users_csv, user_rows
-from workbench.simulator.sending import send_due
+from workbench.simulator.sending import notify_due, send_due
 from workbench.simulator.smtp import Backoff
 from workbench.simulator.targets import TargetFilter, select
 from workbench.simulator.tracking import TrackingServer
@@ -167,6 +167,17 @@ def test_campaign_end_to_end(tenant, caplog):
         assert first["Assigned Trainings"] == "spot-credential-phishing" and first["Training Status"] == "In progress"
         assert sum(1 for r in per_user.values() if r["Assigned Trainings"]) == 5  # the compromised ones
 
+        # notifications: training assigned to the 5 compromised, thanks to the 3 reporters; once each
+        notified = notify_due(store, cfg)
+        assert (notified.assignments, notified.reminders, notified.reinforcements) == (5, 0, 3), notified.errors
+        assert notify_due(store, cfg).render() == notify_due(store, cfg).render() == \
+            "0 training assignment(s), 0 reminder(s), 0 thank-you message(s)"
+        later = notify_due(store, cfg, now=datetime.now(UTC) + timedelta(days=8))  # weekly reminders of open training
+        assert later.reminders == 5
+        thanked = (lake.scan("EmailEvents").filter(pl.col("Subject") == "Thank you for reporting a phishing message")
+                   .collect())
+        assert set(thanked["RecipientEmailAddress"].str.to_lowercase()) == {users[i].recipient.email for i in (40, 41, 42)}
+
     store.dispose()
     # no password anywhere: store, lake, mail store, config, exports, audit log, logs
     leaks = [p for p in Path(tenant.root).rglob("*") if p.is_file() and PASSWORD.encode() in p.read_bytes()]
@@ -232,4 +243,62 @@ def test_an_unreachable_relay_blames_no_target(tenant):
     assert (summary.sent, summary.failed, summary.retried) == (0, 0, 4)
     assert "stay queued" in summary.errors[-1]
     assert {t.status.value for t in service.targets(campaign.id)} == {"pending"}
+    store.dispose()
+
+
+def test_reports_through_the_report_mailbox_and_the_report_button(tenant):
+    """A reported simulation message marks its target reported, whichever way it was reported."""
+    import json
+    from email.message import EmailMessage
+
+    from workbench import schema
+    from workbench.ingest.batch import ingest
+    from workbench.ingest.sources import RawItem
+    from workbench.simulator.user_reports import mark_user_reports
+
+    store = open_store(tenant)
+    lake = Lake.for_tenant(tenant)
+    recipients = select(lake, TargetFilter(all_users=True, limit=3))
+    with EmbeddedSmtpServer(tenant_delivery(tenant)) as smtp:
+        cfg = configure(tenant, smtp_port=smtp.port, base_url="http://127.0.0.1:9",
+                        domains=("c0mpany-helpdesk.example",))
+        service = SimulationService(store, SIM_ADMIN)
+        campaign = service.create("Reports", "password-expiry-notice", recipients,
+                                  settings=CampaignSettings(window_start=0, window_end=24, time_zone_aware=False))
+        service.launch(campaign.id)
+        assert send_due(store, cfg).sent == 3
+    mail = EmbeddedMailStore.for_tenant(tenant)
+    try:
+        raws = {r.email: mail.raw(mail.messages_in(r.email, Folder.INBOX)[-1]) for r in recipients}
+    finally:
+        mail.close()
+    mailbox_reporter, button_reporter, silent = (r.email for r in recipients)
+
+    wrapper = EmailMessage()  # the report mailbox: the original forwarded as an attachment
+    wrapper["From"], wrapper["To"] = mailbox_reporter, "reportphish@adatum.com"
+    wrapper["Subject"], wrapper["Date"] = "Suspicious", "Sun, 06 Dec 2026 10:00:00 +0000"
+    wrapper["Message-ID"] = "<report-1@adatum.com>"
+    wrapper.set_content("Looks like phish.")
+    from email import message_from_bytes, policy
+
+    wrapper.add_attachment(message_from_bytes(raws[mailbox_reporter], policy=policy.default))
+    assert ingest(tenant, [RawItem("report.eml", wrapper.as_bytes(), location="Inbox/folder",
+                                   mailbox="reportphish@adatum.com")]).messages == 1
+
+    copy = (lake.scan("EmailEvents").filter(pl.col("RecipientEmailAddress").str.to_lowercase() == button_reporter)
+            .sort("Timestamp").collect().row(-1, named=True))
+    at = datetime.now(UTC).replace(microsecond=0)
+    lake.append("CloudAppEvents", schema.table("CloudAppEvents").from_rows([{  # the report button
+        "Timestamp": at, "ActionType": "UserSubmission", "ObjectId": copy["NetworkMessageId"], "ReportId": "sub-1",
+        "RawEventData": json.dumps({"Operation": "UserSubmission", "UserId": button_reporter, "ReportType": "Phish",
+                                    "NetworkMessageId": copy["NetworkMessageId"]})}]))
+
+    assert mark_user_reports(store, lake) == 2
+    assert mark_user_reports(store, lake) == 0  # once
+    by_email = {t.recipient.email: t for t in service.targets(campaign.id)}
+    assert by_email[mailbox_reporter].times["reported"] is not None
+    assert by_email[button_reporter].times["reported"] == at
+    assert by_email[silent].times["reported"] is None
+    report = campaign_report(store, campaign.id)
+    assert report.counts["reported"] == 2 and report.rates["report_rate"] == 2 / 3
     store.dispose()

@@ -450,6 +450,10 @@ def _register() -> None:
 
     main.add_command(roles)
 
+    from workbench.cli_simulator import simulator
+
+    main.add_command(simulator)
+
 
 _register()
 

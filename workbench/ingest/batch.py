@@ -16,6 +16,8 @@ import json
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
 
 import polars as pl
 from tqdm.auto import tqdm
@@ -86,6 +88,23 @@ def tenant_context(tenant: Tenant, org_domains: tuple[str, ...] = ()) -> Context
                    simulation_domains=frozenset(simulator_config(tenant).simulation_domains))
 
 
+def report_submission(message: Any, report_mailbox: str | None) -> dict:
+    """The ``UserSubmission`` (CloudAppEvents) of a message a user forwarded to the report mailbox,
+    so report-mailbox reports reach the user-reported view and its alert policy like the Report
+    button's (mdo-reference §1: "user-reported" submissions)."""
+    reporter = (message.reported_by or "").lower()
+    when = message.reported_at or message.date or datetime.now(timezone.utc)
+    return {"Timestamp": when, "ActionType": "UserSubmission", "Application": "Microsoft Exchange Online",
+            "AccountId": reporter, "ActivityType": "Report", "ObjectName": message.subject,
+            "ObjectId": message.network_message_id, "ObjectType": "Email",
+            "ReportId": f"report-mailbox:{message.network_message_id}:{reporter}",
+            "RawEventData": json.dumps({"Operation": "UserSubmission", "UserId": reporter, "ReportType": "Phish",
+                                        "NetworkMessageId": message.network_message_id,
+                                        "InternetMessageId": message.internet_message_id,
+                                        "Subject": message.subject, "P2Sender": message.from_address,
+                                        "ReportMailbox": report_mailbox, "Source": "report mailbox"})}
+
+
 def dead_letter(tenant: Tenant, item: RawItem, reason: str) -> None:
     folder = tenant.root / "dead-letter"
     folder.mkdir(parents=True, exist_ok=True)
@@ -109,6 +128,7 @@ def ingest(tenant: Tenant, items: Iterable[RawItem], *, org_domains: tuple[str, 
     frames: dict[str, list[pl.DataFrame]] = {t: [] for t in EMAIL_TABLES}  # converted rows awaiting a lake append
     buffered = 0  # EmailEvents rows in frames
     raw_rows: list[tuple[str, str, bytes, bytes]] = []  # body bytes until flush stores them
+    submissions: list[dict] = []  # report-mailbox reports, as the user-reported view shows them
     placements: list[tuple[str, str, str]] = []
 
     def append_frames() -> None:
@@ -138,6 +158,9 @@ def ingest(tenant: Tenant, items: Iterable[RawItem], *, org_domains: tuple[str, 
         if placements:
             store.place(placements)
             placements.clear()
+        if submissions:
+            lake.append("CloudAppEvents", schema.table("CloudAppEvents").from_rows(submissions))
+            submissions.clear()
 
     bar = tqdm(items, total=total, desc="ingesting", unit="msg", disable=not progress, leave=False)
     try:
@@ -167,6 +190,8 @@ def ingest(tenant: Tenant, items: Iterable[RawItem], *, org_domains: tuple[str, 
                 dead_letter(tenant, item, reason)
                 continue
             summary.messages += 1
+            if message.reported_by:
+                submissions.append(report_submission(message, item.mailbox))
             for table, table_rows in rows.items():
                 pending[table].extend(table_rows)
             folder = Folder.for_location(item.location) if item.location else None

@@ -77,6 +77,7 @@ class ParsedMessage:
     raw: bytes = field(repr=False)
     defects: tuple[str, ...] = ()
     reported_by: str | None = None  # the wrapper's sender when the original was attached
+    reported_at: datetime | None = None  # the wrapper's Date: when it was reported
     language: str | None = None
 
     @property
@@ -280,7 +281,8 @@ def _parse(raw: bytes, *, follow_reported: bool, language: bool) -> ParsedMessag
                         break
                     outer_from = hdr.addresses([decode(msg.get("From"))])
                     return replace(reported, reported_by=outer_from[0][1] if outer_from else None,
-                                    defects=reported.defects + ("analysed the attached original message",))
+                                   reported_at=hdr.message_date(decode(msg.get("Date")) or None, []),
+                                   defects=reported.defects + ("analysed the attached original message",))
                 break
 
     texts, htmls, attachments, inline_qr = [], [], [], []

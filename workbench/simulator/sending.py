@@ -125,3 +125,106 @@ def _update(store: Store, target_id: int, **values: Any) -> None:
 
 
 __all__ = ["SendSummary", "due", "send_due"]
+
+
+# ------------------------------------------------------------------ end-user notifications
+
+REMINDER_EVERY = {"weekly": timedelta(days=7), "twice_weekly": timedelta(days=3, hours=12)}
+
+
+@dataclass
+class NotifySummary:
+    assignments: int = 0
+    reminders: int = 0
+    reinforcements: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def render(self) -> str:
+        return (f"{self.assignments:,} training assignment(s), {self.reminders:,} reminder(s), "
+                f"{self.reinforcements:,} thank-you message(s)")
+
+
+def _notification_rows(store: Store) -> list[Any]:
+    with store.read() as conn:
+        return list(conn.execute(
+            sa.select(t.sim_targets, C.status.label("campaign_status"), C.settings, C.payload_id)
+            .join(t.sim_campaigns, C.id == T.campaign_id)
+            .where(sa.or_(sa.and_(T.training_assigned != "[]", T.training_due.is_not(None)),
+                          sa.and_(T.reported.is_not(None), T.reinforced.is_(None))))).all())
+
+
+def notify_due(store: Store, config: Any, *, now: datetime | None = None, session: Any = None) -> NotifySummary:
+    """Send the end-user notifications that are due (mdo-reference §5.4 step 8): the training
+    assignment once training is assigned, reminders (weekly or twice a week) until it is done or
+    due, and the thank-you for a report (at once, or after the campaign ends, or never)."""
+    import json
+
+    from workbench.simulator import notifications
+    from workbench.simulator.campaigns import CampaignSettings
+    from workbench.simulator.payload_store import get_payload
+    from workbench.simulator.smtp import SmtpSession
+    from workbench.simulator.training import by_id
+
+    now = now or datetime.now(UTC)
+    summary = NotifySummary()
+    work: list[tuple[str, Any, Any, dict[str, Any]]] = []
+    for r in _notification_rows(store):
+        target, settings = _target(r), CampaignSettings.from_json(json.loads(r.settings or "{}"))
+        sender = config.awareness_sender or notifications.default_sender(target.recipient.email.split("@")[1])
+        links = Links(config.base_url, target.token)
+        open_modules = [by_id(m) for m in target.training_assigned if m not in target.training_completed]
+        if target.training_assigned and r.training_notified is None:
+            message = notifications.training_assignment(target.recipient, [by_id(m) for m in target.training_assigned],
+                                                        links, sender=sender, due=target.training_due.date(),
+                                                        organisation=config.organisation, when=now)
+            work.append(("assignments", target, message, {"training_notified": now}))
+        elif (open_modules and settings.training_reminder in REMINDER_EVERY and target.training_due > now
+              and now - max(x for x in (r.reminded, r.training_notified) if x) >= REMINDER_EVERY[settings.training_reminder]):
+            message = notifications.training_reminder(target.recipient, open_modules, links, sender=sender,
+                                                      due=target.training_due.date(), when=now)
+            work.append(("reminders", target, message, {"reminded": now}))
+        if r.reported is not None and r.reinforced is None and (
+                settings.positive_reinforcement == "immediately"
+                or settings.positive_reinforcement == "after_end" and r.campaign_status == CampaignStatus.COMPLETED.value):
+            subject = get_payload(store, r.payload_id).subject if r.payload_id else ""
+            message = notifications.positive_reinforcement(target.recipient, sender=sender, when=now,
+                                                           reported_subject=subject.replace("{{", "").replace("}}", ""))
+            work.append(("reinforcements", target, message, {"reinforced": now}))
+    if not work:
+        return summary
+    own = session is None
+    session = session or SmtpSession(config.smtp_settings())
+    if own:
+        session.__enter__()
+    try:
+        for counter, target, message, stamp in work:
+            sender_address = message["From"].addresses[0].addr_spec
+            result = session.send(message, envelope_from=sender_address, recipient=target.recipient.email)
+            if result.sent:
+                _update(store, target.id, **stamp)
+                setattr(summary, counter, getattr(summary, counter) + 1)
+            else:
+                summary.errors.append(f"{target.recipient.email}: {counter[:-1]} not sent: {result.detail}")
+                if getattr(session, "broken", None) is not None:
+                    break
+    finally:
+        if own:
+            session.__exit__(None, None, None)
+    return summary
+
+
+def run_once(store: Store, config: Any, *, now: datetime | None = None,
+             progress: Callable[[int, int], None] | None = None) -> tuple[dict[str, list[int]], SendSummary, NotifySummary]:
+    """One scheduler pass: start and end campaigns that are due, send due messages, then due notifications."""
+    from workbench.simulator.campaigns import SimulationService
+    from workbench.simulator.smtp import SmtpSession
+
+    now = now or datetime.now(UTC)
+    changed = SimulationService(store, "scheduler", clock=lambda: now).advance()
+    with SmtpSession(config.smtp_settings()) as session:
+        sent = send_due(store, config, now=now, progress=progress, session=session)
+        notified = notify_due(store, config, now=now, session=session)
+    return changed, sent, notified
+
+
+__all__ += ["NotifySummary", "notify_due", "run_once"]
