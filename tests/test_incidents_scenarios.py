@@ -98,3 +98,17 @@ def test_reports_join_the_phish_they_report_and_benign_ones_stay_low(stories, fi
         ids = {a.id for a in svc.alerts(incident_id=incident.id)}
         if ids and ids <= benign_alerts:
             assert incident.severity <= Severity.LOW, f"benign incident {incident.id} is {incident.severity}"
+
+
+def test_reported_simulations_are_filed_resolved_and_open_no_incident(stories, filed):
+    """A reported authorised simulation is expected activity: its alert is kept for the record,
+    resolved on arrival as security testing, and opens no incident."""
+    svc, *_ = filed
+    sims = emails_of(stories["user-reports"]["simulation_reports"])
+    alerts = [a for a in svc.alerts() if a.policy_id == "user_reported_message" and {e.key for e in a.entities} & sims]
+    assert alerts
+    for a in alerts:
+        assert a.incident_id is None and a.status.value == "resolved"
+        assert (a.classification.value, a.determination.value) == ("informationalExpectedActivity", "securityTesting")
+    others = [a for a in svc.alerts() if a.policy_id == "user_reported_message" and not {e.key for e in a.entities} & sims]
+    assert others and all(a.incident_id is not None for a in others)

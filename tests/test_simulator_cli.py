@@ -86,3 +86,31 @@ def test_campaign_from_the_command_line(home, tmp_path):
     assert cli(home, "simon", "cancel", "1").stdout.strip() == "campaign 1 is cancelled"
     one_line(cli(home, "simon", "launch", "1"), 4, "is cancelled")
     one_line(cli(home, "simon", "show", "99"), 3, "no campaign 99")
+
+
+def test_recurring_automation(home):
+    from datetime import UTC, datetime, timedelta
+
+    from workbench.lake import Lake
+    from workbench.simulator import automations
+    from workbench.simulator.campaigns import SimulationService
+
+    made = cli(home, "simon", "automate", "--name", "Monthly", "--payload", "voicemail-qr", "--suggested",
+               "not_recently_simulated", "--limit", "5", "--every-days", "30")
+    assert made.exit_code == 0, made.stderr
+    one_line(cli(home, "bob", "automate", "--name", "x", "--payload", "voicemail-qr", "--all-users"), 5,
+             "simulation management")
+    tenant = open_tenant("small", base=home)
+    store = open_store(tenant)
+    try:
+        lake, now = Lake.for_tenant(tenant), datetime.now(UTC) + timedelta(minutes=1)
+        first = automations.run_due(store, lake, now=now)
+        assert len(first) == 1 and automations.run_due(store, lake, now=now) == []  # once per period
+        second = automations.run_due(store, lake, now=now + timedelta(days=30))
+        service = SimulationService(store, "simon")
+        one, two = ({t.recipient.email for t in service.targets(c)} for c in (first[0], second[0]))
+        assert len(one) == len(two) == 5 and not one & two  # "not simulated recently" rotates
+        assert service.get(second[0]).status.value == "running"
+        assert "Monthly" in cli(home, "bob", "automations").stdout
+    finally:
+        store.dispose()

@@ -269,6 +269,55 @@ for _verb in ("launch", "schedule", "cancel"):
     _transition(_verb)
 
 
+@simulator.command("automate")
+@click.option("--name", required=True)
+@click.option("--payload", "payload_id", required=True)
+@click.option("--every-days", type=int, default=30, show_default=True)
+@click.option("--all-users", is_flag=True)
+@click.option("--department", "departments", multiple=True)
+@click.option("--suggested", type=click.Choice(["not_recently_simulated", "repeat_offenders"]), default=None)
+@click.option("--limit", type=int, default=None, help="At most N users per run.")
+@click.option("--spread-minutes", type=int, default=240, show_default=True, help="Randomise arrival over this long.")
+@click.option("--training", multiple=True)
+@home_option
+@tenant_option
+@db_option
+@friendly_errors
+def automate(name: str, payload_id: str, every_days: int, all_users: bool, departments: tuple[str, ...],
+             suggested: str | None, limit: int | None, spread_minutes: int, training: tuple[str, ...],
+             home: Path | None, tenant_name: str, db_url: str | None) -> None:
+    """A recurring simulation: a campaign launched every N days by `workbench simulator run`."""
+    from workbench.identity import acting_user
+    from workbench.simulator import automations
+    from workbench.simulator.campaigns import CampaignSettings
+    from workbench.simulator.targets import TargetFilter
+
+    _, store = _open(home, tenant_name, db_url)
+    made = automations.create(store, acting_user(), name, payload_id,
+                              TargetFilter(all_users=all_users, departments=departments, suggested=suggested or "",
+                                           limit=limit),
+                              settings=CampaignSettings(spread_minutes=spread_minutes, training=training),
+                              every_days=every_days)
+    click.echo(f"automation {made.id} runs every {made.every_days} day(s); next {made.next_run:%Y-%m-%d %H:%M} UTC")
+
+
+@simulator.command("automations")
+@home_option
+@tenant_option
+@db_option
+@friendly_errors
+def automations_cmd(home: Path | None, tenant_name: str, db_url: str | None) -> None:
+    """Recurring simulations."""
+    from workbench.simulator import automations
+
+    _, store = _open(home, tenant_name, db_url)
+    _service(store).require_reports()
+    click.echo(_table([[a.id, safe(a.name), a.template["payload_id"], a.every_days,
+                        f"{a.next_run:%Y-%m-%d %H:%M}" if a.next_run else "", "on" if a.enabled else "off"]
+                       for a in automations.list_all(store)],
+                      ["id", "name", "payload", "every (days)", "next run (UTC)", "enabled"]))
+
+
 @simulator.command("list")
 @home_option
 @tenant_option
@@ -344,7 +393,7 @@ def run(follow: bool, interval: float, home: Path | None, tenant_name: str, db_u
     settings = config.load(tenant)
     while True:
         with _Progress("sending") as update:
-            changed, sent, notified = run_once(store, settings, progress=update)
+            changed, sent, notified = run_once(store, settings, lake=Lake.for_tenant(tenant), progress=update)
         reported = mark_user_reports(store, Lake.for_tenant(tenant))
         click.echo(f"{len(changed['started'])} started, {len(changed['completed'])} completed; {sent.render()}; "
                    f"{notified.render()}; {reported} report(s) picked up")

@@ -161,6 +161,7 @@ class AlertDraft:
     threat_family: str = ""
     detection_source: str = "workbench"
     message_count: int = 0
+    expected_activity: str = ""  # why this is expected (e.g. a reported phishing simulation): filed resolved, no incident
 
 
 @dataclass(frozen=True)

@@ -259,17 +259,24 @@ class IncidentService:
 
     def _add_alert(self, conn: sa.Connection, d: AlertDraft, correlate_it: bool) -> tuple[str, int | None, bool] | None:
         alert_id, now = alert_id_for(d.dedup_key), self._clock()
+        expected = bool(d.expected_activity)  # e.g. a reported simulation: kept for the record, opens no incident
         inserted = insert_ignore(conn, t.alerts, [dict(
             id=alert_id, dedup_key=d.dedup_key[:400], policy_id=d.policy_id, title=d.title[:1000],
-            description=d.description, severity=Severity(d.severity).value, category=d.category,
-            status=AlertStatus.NEW.value, classification=Classification.UNKNOWN.value,
-            determination=Determination.UNKNOWN.value, assigned_to="", detection_source=d.detection_source,
+            description=d.description + (f"\n\nResolved on arrival: {d.expected_activity}." if expected else ""),
+            severity=Severity(d.severity).value, category=d.category,
+            status=(AlertStatus.RESOLVED if expected else AlertStatus.NEW).value,
+            classification=(Classification.INFORMATIONAL_EXPECTED_ACTIVITY if expected else Classification.UNKNOWN).value,
+            determination=(Determination.SECURITY_TESTING if expected else Determination.UNKNOWN).value,
+            assigned_to="", detection_source=d.detection_source,
             threat_family=d.threat_family, mitre_techniques=json.dumps(list(d.mitre_techniques)),
             explorer_query=json.dumps(d.explorer_query) if d.explorer_query else None,
             message_count=d.message_count, created=now, first_activity=d.first_activity,
-            last_activity=d.last_activity, last_update=now, resolved_at=None, incident_id=None)], "dedup_key")
+            last_activity=d.last_activity, last_update=now, resolved_at=now if expected else None,
+            incident_id=None)], "dedup_key")
         if not inserted:
             return None
+        if expected:
+            correlate_it = False
         insert_ignore(conn, t.alert_entities, [
             dict(alert_id=alert_id, kind=e.kind.value, value=e.value[:1000], role=e.role[:40])
             for e in dict.fromkeys(d.entities)], "alert_id", "kind", "value", "role")

@@ -20,6 +20,7 @@ from typing import Any
 import polars as pl
 import sqlalchemy as sa
 
+from workbench.csv_cells import spreadsheet_safe
 from workbench.errors import StorageError
 from workbench.simulator.model import EventKind, Technique
 from workbench.store import tables as t
@@ -300,7 +301,7 @@ def export_users_csv(store: Any, campaign_id: int, path: Path | str, *, actor: s
         with tmp.open("w", encoding="utf-8", newline="") as fh:
             writer = csv.DictWriter(fh, fieldnames=CSV_FIELDS)
             writer.writeheader()
-            writer.writerows(rows)
+            writer.writerows({k: spreadsheet_safe(v) for k, v in row.items()} for row in rows)
         os.replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)

@@ -213,14 +213,18 @@ def notify_due(store: Store, config: Any, *, now: datetime | None = None, sessio
     return summary
 
 
-def run_once(store: Store, config: Any, *, now: datetime | None = None,
+def run_once(store: Store, config: Any, *, lake: Any = None, now: datetime | None = None,
              progress: Callable[[int, int], None] | None = None) -> tuple[dict[str, list[int]], SendSummary, NotifySummary]:
-    """One scheduler pass: start and end campaigns that are due, send due messages, then due notifications."""
+    """One scheduler pass: launch due automations (with *lake*, the directory), start and end
+    campaigns that are due, send due messages, then due notifications."""
+    from workbench.simulator import automations
     from workbench.simulator.campaigns import SimulationService
     from workbench.simulator.smtp import SmtpSession
 
     now = now or datetime.now(UTC)
+    automated = automations.run_due(store, lake, now=now) if lake is not None else []
     changed = SimulationService(store, "scheduler", clock=lambda: now).advance()
+    changed["started"] = automated + changed["started"]
     with SmtpSession(config.smtp_settings()) as session:
         sent = send_due(store, config, now=now, progress=progress, session=session)
         notified = notify_due(store, config, now=now, session=session)

@@ -15,7 +15,7 @@ a target is reported once, at the first report, and flagged reports stay out of 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import polars as pl
@@ -24,7 +24,6 @@ import sqlalchemy as sa
 from workbench.simulator.campaigns import T
 from workbench.simulator.model import EventKind, Hit
 from workbench.simulator.recorder import StoreTracker
-from workbench.store import tables as t
 
 
 def _sent(store: Any) -> dict[tuple[str, str], tuple[str, datetime | None]]:

@@ -28,6 +28,7 @@ import ipywidgets as w
 
 from workbench.actions import Action, ActionKind, ActionService, ActionSource, ActionStatus, Permission
 from workbench.actions.permissions import has
+from workbench.csv_cells import spreadsheet_safe
 from workbench.errors import InputError, WorkbenchError
 from workbench.identity import acting_user
 from workbench.ui.panel import FAILED, ServicePanel
@@ -74,12 +75,6 @@ def _table(head: Sequence[str], rows: Sequence[Sequence[Any]], *, raw: Sequence[
     return f'<table class="wb-table wb-ac"><thead><tr>{th}</tr></thead><tbody>{"".join(body)}</tbody></table>'
 
 
-def _csv_cell(value: Any) -> str:
-    """A CSV value a spreadsheet will not run as a formula."""
-    text = "" if value is None else str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
 def csv_text(actions: Sequence[Action]) -> str:
     """The actions as CSV (one row each, per-message totals included)."""
     buf = io.StringIO()
@@ -87,7 +82,7 @@ def csv_text(actions: Sequence[Action]) -> str:
     out.writerow(CSV_COLUMNS)
     for a in actions:
         x = a.totals
-        out.writerow([_csv_cell(v) for v in (
+        out.writerow([spreadsheet_safe(v) for v in (
             a.id, a.kind.value, a.status.value, a.source.value, a.source_ref, a.investigation_id or "", a.name, a.target,
             x.targets, x.success, x.already, x.not_found, x.failure, a.proposed_by, _when(a.created), _when(a.expires),
             a.decided_by, _when(a.decided), _when(a.finished), a.comment)])

@@ -331,7 +331,7 @@ class Run:
               *, copies: pl.DataFrame | None = None, query: Query | None = None, message_count: int | None = None,
               severity: Severity | None = None, verdicts: Iterable[tuple[Entity, Verdict]] = (), detail: str = "",
               threat_family: str = "", detection_source: str = "workbench",
-              mitre: Sequence[str] | None = None) -> AlertDraft:
+              mitre: Sequence[str] | None = None, expected_activity: str = "") -> AlertDraft:
         """An :class:`AlertDraft` of this run's policy. *copies* (EmailEvents rows) are the
         alert's messages: their count and the Explorer query listing exactly them."""
         p = self.policy
@@ -353,6 +353,7 @@ class Run:
             explorer_query=query.to_json() if query is not None else None,
             mitre_techniques=tuple(p.mitre if mitre is None else mitre), threat_family=threat_family,
             detection_source=detection_source, message_count=message_count or 0,
+            expected_activity=expected_activity,
         )
 
 

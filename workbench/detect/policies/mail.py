@@ -104,7 +104,8 @@ def user_reports(run: Run) -> list[AlertDraft]:
             f"message:{nmid}", {"reporters": ", ".join(reporters[:3]) + (f" and {len(reporters) - 3} more" if len(reporters) > 3 else ""),
                                 "subject": subject or "(no subject)", "sender": sender or "(unknown sender)",
                                 "count": len(reporters)},
-            first, group["Timestamp"].max(), entities, copies=mine, severity=severity, verdicts=verdicts, detail=detail))
+            first, group["Timestamp"].max(), entities, copies=mine, severity=severity, verdicts=verdicts, detail=detail,
+            expected_activity="a reported authorised phishing simulation" if simulation else ""))
     return drafts
 
 
