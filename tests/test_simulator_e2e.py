@@ -302,3 +302,21 @@ def test_reports_through_the_report_mailbox_and_the_report_button(tenant):
     report = campaign_report(store, campaign.id)
     assert report.counts["reported"] == 2 and report.rates["report_rate"] == 2 / 3
     store.dispose()
+
+
+def test_the_demo_campaign_is_seeded_once(tenant):
+    """`workbench demo`'s simulation stage: 50 messages over SMTP, seeded behaviour, scanners flagged."""
+    from workbench.simulator.demo import seed
+
+    assert "50 message(s) sent" in seed(tenant)
+    assert seed(tenant) == "a simulation campaign exists already"
+    store = open_store(tenant)
+    try:
+        report = campaign_report(store, 1)
+        c = report.counts
+        assert c["delivered"] == 50 and 0 < c["compromised"] <= c["clicked"] <= c["read"] <= 50 and c["reported"] > 0
+        assert c["flagged_events"] > 0 and "scanner_network" in ",".join(report.flagged["reasons"])
+        sims = Lake.for_tenant(tenant).scan("EmailEvents").filter(pl.col("OrgLevelPolicy") == "Phishing Simulation")
+        assert sims.collect().height >= 50
+    finally:
+        store.dispose()

@@ -68,8 +68,15 @@ def _actions(tenant: Tenant) -> str:
     return f"{sum(a.status.value == 'pending' for a in found)} action(s) pending approval in the action center"
 
 
+def _simulation(tenant: Tenant) -> str:
+    from workbench.simulator.demo import seed
+
+    return seed(tenant)
+
+
 STAGES: list[Stage] = [Stage("dashboard", _dashboard_projection), Stage("alerts", _alerts),
-                       Stage("investigations", _investigations), Stage("actions", _actions)]
+                       Stage("investigations", _investigations), Stage("actions", _actions),
+                       Stage("simulation", _simulation)]
 
 
 def run_pipeline(tenant: Tenant, *, progress: bool = False) -> list[str]:

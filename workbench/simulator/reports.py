@@ -59,7 +59,7 @@ class CampaignReport:
                  f"report rate {pct(r['report_rate'])}"]
         for key, value in self.timing.items():
             if value is not None:
-                lines.append(f"  {key.replace('_', ' ')}: {timedelta(seconds=round(value))}")
+                lines.append(f"  {key.removesuffix('_seconds').replace('_', ' ')}: {timedelta(seconds=round(value))}")
         return "\n".join(lines)
 
 
