@@ -10,7 +10,7 @@ per tenant (it does nothing when a campaign exists).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
