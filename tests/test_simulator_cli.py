@@ -71,6 +71,12 @@ def test_campaign_from_the_command_line(home, tmp_path):
         assert made.exit_code == 0, made.stderr
         assert made.stdout.strip() == "campaign 1 (10 targets) is running; send it with: workbench simulator run"
 
+        tested = cli(home, "simon", "test-send", "--payload", "voicemail-qr", "--to", "ann@contoso.test")
+        assert tested.exit_code == 0 and tested.stdout.startswith("sent: accepted"), tested.stderr
+        one_line(cli(home, "bob", "test-send", "--payload", "voicemail-qr", "--to", "ann@contoso.test"), 5,
+                 "simulation management")
+        one_line(cli(home, "simon", "test-send", "--payload", "voicemail-qr", "--to", "not-an-address"), 2,
+                 "not an email address")
         ran = cli(home, "simon", "run")
         assert ran.exit_code == 0, ran.stderr
         assert "10 sent, 0 to retry, 0 failed" in ran.stdout

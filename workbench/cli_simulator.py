@@ -134,6 +134,27 @@ def payloads_cmd(technique: str | None, as_json: bool, home: Path | None, tenant
                        for p in found], ["id", "technique", "lang", "complexity", "source", "subject"]))
 
 
+@simulator.command("test-send")
+@click.option("--payload", "payload_id", required=True)
+@click.option("--to", "address", required=True, help="Where the test goes.")
+@home_option
+@tenant_option
+@db_option
+@friendly_errors
+def test_send(payload_id: str, address: str, home: Path | None, tenant_name: str, db_url: str | None) -> None:
+    """Send a test of a payload to one address (sample attributes; its links record nothing)."""
+    from workbench.identity import acting_user
+    from workbench.simulator import config
+    from workbench.simulator.payload_store import get_payload
+    from workbench.simulator.sending import send_test
+
+    tenant, store = _open(home, tenant_name, db_url)
+    result = send_test(store, config.load(tenant), acting_user(), get_payload(store, payload_id), address)
+    click.echo(f"{result.outcome.value}: {safe(result.detail)}")
+    if not result.sent:
+        raise SystemExit(1)
+
+
 @simulator.command("payload-save")
 @click.argument("definition", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @home_option

@@ -213,6 +213,27 @@ def notify_due(store: Store, config: Any, *, now: datetime | None = None, sessio
     return summary
 
 
+def send_test(store: Store, config: Any, actor: str, payload: Any, address: str) -> Any:
+    """"Send a test": *payload* rendered for *address* (sample attributes, sample links that record
+    nothing) through the relay; needs simulation management; audited (``simulator.test``)."""
+    from dataclasses import replace
+
+    from workbench import audit, rbac
+    from workbench.simulator import payloads
+    from workbench.simulator.smtp import SmtpSession
+
+    rbac.require(store, actor, rbac.Permission.SIMULATION_MANAGEMENT, activity="simulator.test",
+                 target=f"payload {payload.id}")
+    if not payloads.is_address(address):
+        raise InputError(f"{address or '(empty)'!r} is not an email address; give where the test goes")
+    message = payloads.render(payload, replace(payloads.SAMPLE_RECIPIENT, email=address), payloads.SAMPLE_LINKS)
+    with SmtpSession(config.smtp_settings()) as session:
+        result = session.send(message, envelope_from=payload.sender_address, recipient=address)
+    audit.record(store, actor=actor, activity="simulator.test", target=f"payload {payload.id}",
+                 details={"to": address, "outcome": result.outcome.value})
+    return result
+
+
 def run_once(store: Store, config: Any, *, lake: Any = None, now: datetime | None = None,
              progress: Callable[[int, int], None] | None = None) -> tuple[dict[str, list[int]], SendSummary, NotifySummary]:
     """One scheduler pass: launch due automations (with *lake*, the directory), start and end
@@ -231,4 +252,4 @@ def run_once(store: Store, config: Any, *, lake: Any = None, now: datetime | Non
     return changed, sent, notified
 
 
-__all__ += ["NotifySummary", "notify_due", "run_once"]
+__all__ += ["NotifySummary", "notify_due", "run_once", "send_test"]

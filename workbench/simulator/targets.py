@@ -86,6 +86,18 @@ def _tags(row_tags: Any) -> set[str]:
     return {str(x).strip().lower() for x in row_tags if str(x).strip()}
 
 
+def choices(users: pl.DataFrame) -> dict[str, list[str]]:
+    """The values a target filter can pick from the *users* of :func:`directory`: departments,
+    titles, cities, countries and tags, each sorted."""
+    def values(column: str) -> list[str]:
+        if users.is_empty() or column not in users.columns:
+            return []
+        return sorted({str(v) for v in users[column].drop_nulls().to_list() if str(v).strip()})
+    tags = sorted({x for v in (users["Tags"].to_list() if "Tags" in users.columns else []) for x in _tags(v)})
+    return {"departments": values("Department"), "titles": values("JobTitle"), "cities": values("City"),
+            "countries": values("Country"), "tags": tags}
+
+
 def select(lake: Any, f: TargetFilter, *, store: Any = None, now: datetime | None = None) -> list[Recipient]:
     """The directory users matching *f*, by email."""
     if f.empty:
@@ -181,5 +193,5 @@ def repeat_offenders(store: Any, threshold: int = 2) -> dict[str, int]:
     return {e: n for e, n in streaks.items() if n >= threshold}
 
 
-__all__ = ["TargetFilter", "directory", "select", "from_csv", "not_recently_simulated", "repeat_offenders",
+__all__ = ["TargetFilter", "directory", "choices", "select", "from_csv", "not_recently_simulated", "repeat_offenders",
            "simulated_since", "SUGGESTED"]

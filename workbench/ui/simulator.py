@@ -16,7 +16,6 @@ import base64
 import os
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -244,20 +243,13 @@ class SimulatorPanel(ServicePanel):
         self.technique = w.Dropdown(options=[(t.label, t.value) for t in Technique], description="Technique")
         self.payload = w.Dropdown(description="Payload", layout=wide)
         self.payload_preview = w.HTML()
-        directory = self._directory()
-
-        def choices(column: str) -> list[str]:
-            if directory.is_empty() or column not in directory.columns:
-                return []
-            return sorted({str(v) for v in directory[column].drop_nulls().to_list() if str(v).strip()})
-        tags = sorted({x for v in (directory["Tags"].to_list() if "Tags" in directory.columns else [])
-                       for x in targets._tags(v)})
+        pick = targets.choices(self._directory())
         self.all_users = w.Checkbox(description="All users", indent=False)
-        self.departments = w.SelectMultiple(options=choices("Department"), description="Departments", rows=5)
-        self.titles = w.SelectMultiple(options=choices("JobTitle"), description="Titles", rows=5)
-        self.cities = w.SelectMultiple(options=choices("City"), description="Cities", rows=5)
-        self.countries = w.SelectMultiple(options=choices("Country"), description="Countries", rows=5)
-        self.tags = w.SelectMultiple(options=tags, description="Tags", rows=5)
+        self.departments = w.SelectMultiple(options=pick["departments"], description="Departments", rows=5)
+        self.titles = w.SelectMultiple(options=pick["titles"], description="Titles", rows=5)
+        self.cities = w.SelectMultiple(options=pick["cities"], description="Cities", rows=5)
+        self.countries = w.SelectMultiple(options=pick["countries"], description="Countries", rows=5)
+        self.tags = w.SelectMultiple(options=pick["tags"], description="Tags", rows=5)
         self.emails = w.Textarea(description="Users", placeholder="named users: one address per line", layout=wide)
         self.exclude = w.Textarea(description="Exclude", placeholder="addresses to leave out", layout=wide)
         self.suggested = w.Dropdown(options=[("none", ""), ("not simulated in the last 3 months",
@@ -513,32 +505,16 @@ class SimulatorPanel(ServicePanel):
 
     def send_test(self) -> Any:
         """Send the payload, rendered for the typed address, through the tenant's SMTP relay."""
-        from workbench import audit
         from workbench.simulator import config
-        from workbench.simulator.smtp import SmtpSession
+        from workbench.simulator.sending import send_test
 
         self.test_result.value = ""
-        address = self.test_address.value.strip()
 
         def send() -> Any:
-            if not self.can_manage:
-                from workbench import rbac
-
-                rbac.require(self.service.store, self.service.actor, rbac.Permission.SIMULATION_MANAGEMENT,
-                             activity="simulator.test")
-            if not pl_payloads.is_address(address):
-                raise InputError(f"{address or '(empty)'!r} is not an email address; type where the test goes")
             if self.tenant is None:
                 raise InputError("no tenant: open the panel with SimulatorPanel.for_tenant()")
-            payload = self.selected_payload()
-            settings = config.load(self.tenant).smtp_settings()
-            recipient = replace(pl_payloads.SAMPLE_RECIPIENT, email=address)
-            message = pl_payloads.render(payload, recipient, pl_payloads.SAMPLE_LINKS)
-            with SmtpSession(settings) as session:
-                result = session.send(message, envelope_from=payload.sender_address, recipient=address)
-            audit.record(self.service.store, actor=self.service.actor, activity="simulator.test",
-                         target=f"payload {payload.id}", details={"to": address, "outcome": result.outcome.value})
-            return result
+            return send_test(self.service.store, config.load(self.tenant), self.service.actor,
+                             self.selected_payload(), self.test_address.value.strip())
         result = self.act(send)
         if result is FAILED:
             return None
