@@ -1,5 +1,5 @@
 # make demo   set up .venv, then generate/process/serve the demo tenant (prints the URL)
-# make test   set up .venv (+ Debian Chromium and PostgreSQL when we may use apt), then run every test
+# make test   set up .venv (+ Debian Chromium, PostgreSQL and Dovecot when we may use apt), then run every test
 # make bench  run the benchmarks;  make clean  remove .venv (never data/)
 # make lock   re-resolve requirements.lock after changing pins in pyproject.toml
 
@@ -17,12 +17,12 @@ APT = $(shell if [ "$$(id -u)" = 0 ]; then echo "env DEBIAN_FRONTEND=noninteract
 # uv on PATH, else the one in .venv (installed on first use)
 UV = $(shell command -v uv || echo $(VENV)/bin/uv)
 
-.PHONY: demo test bench clean env chromium postgresql lock
+.PHONY: demo test bench clean env chromium postgresql dovecot lock
 
 demo: env
 	$(VENV)/bin/workbench demo $(ARGS)
 
-test: env chromium postgresql
+test: env chromium postgresql dovecot
 	$(PY) -m pytest $(ARGS)
 
 bench: env
@@ -82,6 +82,18 @@ postgresql:
 	else \
 	  echo "PostgreSQL server missing; run: sudo apt-get update && sudo apt-get install -y postgresql"; \
 	  echo "(or set WORKBENCH_TEST_PG_URL; continuing: postgres tests will skip)"; \
+	fi
+
+# Debian's Dovecot IMAP server: the password-attack simulation tests start a throwaway one on
+# loopback with it (tests/test_simulator_password_attacks.py).
+dovecot:
+	@if command -v dovecot >/dev/null || [ -x /usr/sbin/dovecot ]; then exit 0; fi; \
+	if [ -n "$(APT)" ]; then \
+	  $(APT) update -q && $(APT) install -y -q dovecot-imapd \
+	    || echo "warning: installing Dovecot failed; password-attack tests will skip (fail under CI=true)"; \
+	else \
+	  echo "Dovecot missing; run: sudo apt-get update && sudo apt-get install -y dovecot-imapd"; \
+	  echo "(continuing: password-attack tests will skip)"; \
 	fi
 
 lock: | $(PY)

@@ -339,6 +339,82 @@ def automations_cmd(home: Path | None, tenant_name: str, db_url: str | None) -> 
                       ["id", "name", "payload", "every (days)", "next run (UTC)", "enabled"]))
 
 
+@simulator.command("password-endpoint")
+@click.option("--imap", "imap", required=True, metavar="HOST[:PORT]", help="The organisation's own IMAP server.")
+@click.option("--security", type=click.Choice(["tls", "starttls", "plain"]), default="tls", show_default=True)
+@click.option("--login", type=click.Choice(["email", "local"]), default="email", show_default=True,
+              help="Sign in with the full address or the local part.")
+@click.option("--ca-file", default="", help="PEM bundle of a private CA.")
+@click.option("--lockout-threshold", type=int, default=None, help="The directory's account lockout threshold.")
+@home_option
+@tenant_option
+@db_option
+@friendly_errors
+def password_endpoint(imap: str, security: str, login: str, ca_file: str, lockout_threshold: int | None,
+                      home: Path | None, tenant_name: str, db_url: str | None) -> None:
+    """Declare the organisation's own IMAP endpoint, the only target password attacks accept."""
+    from workbench.identity import acting_user
+    from workbench.simulator import password_config as pc
+
+    host, _, port = imap.rpartition(":") if imap.count(":") == 1 else (imap, "", "")
+    if port and not port.isdigit():
+        raise InputError(f"--imap {imap!r} is not HOST[:PORT]; use e.g. mail.contoso.com:993")
+    tenant, store = _open(home, tenant_name, db_url)
+    current = pc.load(tenant)
+    endpoint = pc.OwnEndpoint(host=host or imap, port=int(port or 0), security=security, login=login,
+                              ca_file=ca_file)
+    kept = tuple(e for e in current.own_endpoints if e.key != endpoint.key)
+    new = replace(current, own_endpoints=(*kept, endpoint),
+                  lockout_threshold=lockout_threshold or current.lockout_threshold)
+    pc.configure(tenant, store, acting_user(), new)
+    click.echo(f"own endpoint {endpoint.key} saved; lockout threshold {new.lockout_threshold}")
+
+
+@simulator.command("password-attack")
+@click.argument("mode", type=click.Choice(["spray", "dictionary"]))
+@click.option("--account", "accounts", multiple=True, help="A directory account (repeatable).")
+@click.option("--accounts-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="One account per line.")
+@click.option("--passwords-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
+              help="Candidate passwords, one per line (read, never stored or printed).")
+@click.option("--endpoint", default=None, help="imap://host:port (default: the only own endpoint).")
+@click.option("--interval", type=float, default=2.0, show_default=True, help="Seconds between attempts.")
+@click.option("--round-delay", type=float, default=60.0, show_default=True, help="Spray: seconds between rounds.")
+@home_option
+@tenant_option
+@db_option
+@friendly_errors
+def password_attack(mode: str, accounts: tuple[str, ...], accounts_file: Path | None, passwords_file: Path,
+                    endpoint: str | None, interval: float, round_delay: float, home: Path | None, tenant_name: str,
+                    db_url: str | None) -> None:
+    """Password spray or dictionary attack against the organisation's own endpoint: which accounts
+    accept a weak password (simulation administrators; paced; never stores a password)."""
+    from workbench.cli_actions import _Progress
+    from workbench.identity import acting_user
+    from workbench.lake import Lake
+    from workbench.simulator.password_attacks import AttackLimits, simulate
+
+    names = list(accounts) + ([x.strip() for x in accounts_file.read_text(encoding="utf-8").splitlines()
+                               if x.strip()] if accounts_file else [])
+    candidates = [x for x in passwords_file.read_text(encoding="utf-8").splitlines() if x]
+    if not names or not candidates:
+        raise InputError("give at least one --account (or --accounts-file) and a non-empty --passwords-file")
+    tenant, store = _open(home, tenant_name, db_url)
+    with _Progress("attempts") as update:
+        result = simulate(tenant, store, acting_user(), mode=mode, accounts=names, passwords=candidates,
+                          endpoint=endpoint, limits=AttackLimits(min_interval=interval, round_delay=round_delay),
+                          progress=update, lake=Lake.for_tenant(tenant))
+    del candidates
+    counts = result.counts()
+    click.echo(f"{counts['accounts_tried']} account(s) tried, {counts['attempts']} attempt(s), "
+               f"{counts['accepted']} accepted a weak password, {counts['lockout_guard_hits']} stopped by the "
+               f"lockout guard, {counts['duration_s']:.1f} s")
+    for outcome in result.outcomes:
+        click.echo(f"  {safe(outcome.describe())}")
+    if result.error:
+        click.echo(f"stopped early: {safe(result.error)}", err=True)
+
+
 @simulator.command("list")
 @home_option
 @tenant_option
