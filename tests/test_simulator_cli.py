@@ -120,3 +120,46 @@ def test_recurring_automation(home):
         assert "Monthly" in cli(home, "bob", "automations").stdout
     finally:
         store.dispose()
+
+
+def test_overview_across_campaigns(home):
+    from datetime import UTC, datetime, timedelta
+
+    from workbench.lake import Lake
+    from workbench.simulator.campaigns import CampaignSettings, SimulationService
+    from workbench.simulator.model import EventKind, Hit, Recipient
+    from workbench.simulator.recorder import StoreTracker
+    from workbench.simulator.targets import TargetFilter, select
+
+    tenant = open_tenant("small", base=home)
+    store = open_store(tenant)
+    try:
+        users = select(Lake.for_tenant(tenant), TargetFilter(all_users=True, limit=3))
+        hostile = Recipient(**{**users[2].__dict__, "department": "Evil\x1b[31mRED"})
+        service, tracker = SimulationService(store, "simon"), StoreTracker(store)
+        for name in ("one", "two"):
+            c = service.create(name, "password-expiry-notice", [users[0], users[1], hostile],
+                               settings=CampaignSettings(window_start=0, window_end=24, time_zone_aware=False))
+            service.launch(c.id)
+            now = datetime.now(UTC)
+            for x in service.targets(c.id):
+                tracker.record(x.token, EventKind.DELIVERED, Hit(at=now, ip="198.51.100.7", user_agent="Mozilla/5.0",
+                                                                 source="pixel"))
+                if x.recipient.email == users[0].email:
+                    tracker.record(x.token, EventKind.CREDENTIALS_SUPPLIED,
+                                   Hit(at=now + timedelta(minutes=2), ip="198.51.100.7", user_agent="Mozilla/5.0",
+                                       source="form"))
+    finally:
+        store.dispose()
+
+    shown = cli(home, "bob", "overview")  # readers see reports
+    assert shown.exit_code == 0, shown.stderr
+    out = shown.stdout
+    assert "simulated (last 90 days)  3" in out and "not simulated" in out
+    assert "training" in out and "overdue" in out
+    offenders = out.split("repeat offender")[1].split("\n\n")[0]
+    assert users[0].email in offenders and users[1].email not in offenders
+    assert f"{users[0].email}  {users[0].department}" in offenders and offenders.rstrip().endswith("2")
+    assert "\x1b" not in out and "Evil\\x1b[31mRED" in out  # the hostile department is made visible, not obeyed
+    assert "#1" in out and "#2" in out and "compromised" in out
+    one_line(cli(home, "nobody", "overview"), 5, "lacks the simulation management or metadata read permission")

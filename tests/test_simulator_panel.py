@@ -246,7 +246,7 @@ def test_query_string_opens_a_report(tenant, running, monkeypatch):
     monkeypatch.setenv("QUERY_STRING", f"campaign={c.id}")
     panel = SimulatorPanel.for_tenant(tenant)
     try:
-        assert panel.report_id == c.id and panel.tabs.selected_index == 2
+        assert panel.report_id == c.id and panel.tabs.selected_index == 3
         assert f'data-report="{c.id}"' in panel.report_head.value
     finally:
         panel.service.store.dispose()
@@ -294,3 +294,94 @@ def test_live_stops_when_the_report_is_refused(tenant, running):
     thread.join(5)
     assert not thread.is_alive() and panel.live.value is False
     assert "metadata read" in panel.error.value
+
+
+def _campaign(store, recipients, *, compromised=(), name="Overview", training=()):
+    """A launched campaign delivered to every recipient; *compromised* (addresses) supply credentials."""
+    svc = SimulationService(store, SIM)
+    c = svc.create(name, "password-expiry-notice", recipients,
+                   settings=CampaignSettings(window_start=0, window_end=24, time_zone_aware=False, training=training,
+                                             assign_training_to="compromised" if training else "none"))
+    svc.launch(c.id)
+    tracker = StoreTracker(store)
+    now = datetime.now(UTC)
+    tokens = {x.recipient.email: x.token for x in svc.targets(c.id)}
+    for tok in tokens.values():
+        tracker.record(tok, EventKind.DELIVERED, Hit(at=now, ip="198.51.100.7", user_agent=BROWSER, source="pixel"))
+    for email in compromised:
+        tracker.record(tokens[email], EventKind.CREDENTIALS_SUPPLIED,
+                       Hit(at=now + timedelta(seconds=90), ip="198.51.100.7", user_agent=BROWSER, source="form"))
+    return c, tokens, tracker
+
+
+def test_overview_across_campaigns(tenant):
+    from workbench.simulator.model import Recipient as R
+    from workbench.store import tables as t
+
+    store = open_store(tenant)
+    try:
+        lake = Lake.for_tenant(tenant)
+        users = select(lake, TargetFilter(all_users=True))
+        a, b, c3, d = users[:4]
+        hostile = R(**{**d.__dict__, "department": f"Dept {XSS}"})
+        panel = panel_for(tenant, SIM, store)
+        assert panel.tabs.get_title(0) == "Overview" and panel.tabs.selected_index == 0
+        assert 'data-coverage="simulated">0 (0.0%)<' in panel.overview_kpis.value
+        assert 'data-training="assigned">0<' in panel.overview_kpis.value
+
+        _campaign(store, [a, b, hostile], compromised=[a.email, hostile.email], name="First")
+        second, tokens, tracker = _campaign(store, [a, b, c3, users[4]], compromised=[a.email, b.email, c3.email],
+                                            name="Second", training=("spot-credential-phishing",))
+        # a completes the training; b's is overdue; c3's is in progress
+        tracker.record(tokens[a.email], EventKind.TRAINING_COMPLETED,
+                       Hit(at=datetime.now(UTC), ip="198.51.100.7", user_agent=BROWSER, source="training",
+                           details={"module": "spot-credential-phishing"}))
+        past = datetime.now(UTC) - timedelta(days=1)
+        store.run(lambda conn: conn.execute(t.sim_targets.update().where(
+            t.sim_targets.c.token == tokens[b.email]).values(training_due=past)))
+
+        panel.refresh_button.click()  # the Campaigns tab's Refresh redraws the Overview
+        kpis = panel.overview_kpis.value
+        # coverage, computed here independently: directory users targeted by a campaign (both are recent)
+        directory = {u.email for u in users}
+        targeted = {x.recipient.email for cid in (1, 2) for x in SimulationService(store, SIM).targets(cid)}
+        simulated = len(directory & targeted)
+        assert simulated == 5
+        assert f'data-coverage="users">{len(directory):,}<' in kpis
+        assert f'data-coverage="simulated">{simulated:,} (' in kpis
+        assert f'data-coverage="not_simulated">{len(directory) - simulated:,} (' in kpis
+        for key, n in (("assigned", 3), ("completed", 1), ("in_progress", 1), ("incomplete", 1)):
+            assert f'data-training="{key}">{n}<' in kpis, key
+
+        offenders = panel.offenders_table.value
+        assert offenders.count("data-offender=") == 1 and f'data-offender="{a.email}"' in offenders
+        assert f"<td>{a.department}</td><td>2</td>" in offenders  # the directory's department, the run's length
+
+        trends = panel.trends_table.value
+        assert trends.count("data-trend-user=") == 5
+        assert "Campaign #1" in trends and "Campaign #2" in trends
+        assert "Dept &lt;img src=x onerror=window.__xss=1&gt;" in trends
+        assert len(panel.overview_chart.children) == 1 and panel.overview_chart.children[0].format == "svg+xml"
+        for html in (panel.overview_head.value, kpis, offenders, trends):
+            assert "<img" not in html and "<script" not in html
+
+        # hostile is now a repeat offender too (department from the directory, escaped either way)
+        third, tokens3, _ = _campaign(store, [hostile], compromised=[hostile.email], name="Third")
+        panel.overview_button.click()  # the Overview's own Refresh
+        assert f'data-offender="{hostile.email}"' in panel.offenders_table.value
+        assert "Campaign #3" in panel.trends_table.value and "Campaign #1" in panel.trends_table.value
+        assert XSS not in panel.offenders_table.value and XSS not in panel.trends_table.value
+    finally:
+        store.dispose()
+
+
+def test_overview_refused_to_a_payload_author(tenant, running):
+    store, *_ = running
+    panel = panel_for(tenant, AUTHOR, store)
+    head = panel.overview_head.value
+    assert "wb-refusal" in head and "metadata read" in head and head.count("<span") == 1
+    assert panel.overview_kpis.value == "" and panel.offenders_table.value == "" and panel.trends_table.value == ""
+    assert panel.overview_chart.children == ()
+    assert not panel.refresh_overview(clear=True) and "metadata read" in panel.error.value
+    reader = panel_for(tenant, READER, store)
+    assert 'data-coverage="simulated">6 (' in reader.overview_kpis.value  # a security reader sees it

@@ -4,7 +4,8 @@
 lists the library; ``create`` makes a campaign (and ``--launch``es or schedules it); ``run``
 starts/ends campaigns, sends due messages and notifications and picks up user reports (cron-safe,
 or ``--follow``); ``serve`` runs the tracking server; ``smtp-server`` the embedded SMTP server
-that delivers into the tenant; ``show`` prints a campaign's report; ``export`` its per-user CSV.
+that delivers into the tenant; ``show`` prints a campaign's report; ``export`` its per-user CSV;
+``overview`` the reports across campaigns (coverage, training, repeat offenders, trends).
 """
 
 from __future__ import annotations
@@ -12,24 +13,16 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
 from workbench.cli_common import friendly_errors, home_option, tenant_option
-from workbench.cli_incidents import _table, db_option
+from workbench.cli_incidents import _open, _table, db_option
 from workbench.cli_mail import safe
 from workbench.errors import InputError
-
-
-def _open(home: Path | None, tenant_name: str, db_url: str | None) -> tuple[Any, Any]:
-    from workbench import tenant as tenants
-    from workbench.store import open_store
-
-    tenant = tenants.open_tenant(tenant_name, base=home)
-    return tenant, open_store(tenant, db_url)
 
 
 def _service(store: Any) -> Any:
@@ -40,13 +33,9 @@ def _service(store: Any) -> Any:
 
 
 def _when(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        when = datetime.fromisoformat(value)
-    except ValueError:
-        raise InputError(f"--at {value!r} is not a date and time; use e.g. 2026-12-07T09:00+01:00") from None
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when
+    from workbench.cli_audit import _time
+
+    return _time(value, "at")
 
 
 def _window(value: str) -> tuple[int, int]:
@@ -452,6 +441,47 @@ def show(campaign_id: int, flagged: bool, home: Path | None, tenant_name: str, d
         click.echo(_table([[f"{r['at']:%Y-%m-%d %H:%M:%S}", r["user"], r["kind"], r["ip"], safe(r["user_agent"])[:60],
                             r["reasons"]] for r in report.flagged.iter_rows(named=True)],
                           ["at (UTC)", "user", "event", "ip", "user agent", "excluded because"]))
+
+
+@simulator.command("overview")
+@home_option
+@tenant_option
+@db_option
+@friendly_errors
+def overview(home: Path | None, tenant_name: str, db_url: str | None) -> None:
+    """Across campaigns: coverage (last 90 days), training completion, repeat offenders, department
+    trends and the users over the last 5 campaigns."""
+    from workbench.lake import Lake
+    from workbench.simulator import reports
+    from workbench.simulator.targets import directory
+
+    tenant, store = _open(home, tenant_name, db_url)
+    _service(store).require_reports("overview")
+    users = directory(Lake.for_tenant(tenant))
+    cover = reports.coverage(store, users["email"].to_list() if "email" in users.columns else [])
+    n = cover["users"]
+    click.echo(_table([[label, f"{cover[k]:,}", f"{cover[k] / n:.0%}" if n else "n/a"]
+                       for label, k in (("simulated (last 90 days)", "simulated"), ("not simulated", "not_simulated"),
+                                        ("directory users", "users"))], ["coverage", "users", "share"]))
+    training = reports.training_completion(store)
+    click.echo("\n" + _table([[label, f"{training[k]:,}"] for label, k in (
+        ("assigned", "assigned"), ("completed", "completed"), ("in progress", "in_progress"),
+        ("overdue", "incomplete"))], ["training", "users"]))
+    offenders = reports.repeat_offender_table(store, users)
+    click.echo("\n" + _table([[safe(r["email"]), safe(r["department"]), r["consecutive"]]
+                              for r in offenders.iter_rows(named=True)],
+                             ["repeat offender", "department", "consecutive compromises"]))
+    trends = reports.department_trends(store)
+    click.echo("\n" + _table([[safe(r["department"]), r["campaign_id"], f"{r['started']:%Y-%m-%d %H:%M}",
+                               r["received"], f"{r['compromise_rate']:.0%}", f"{r['report_rate']:.0%}"]
+                              for r in trends.iter_rows(named=True)],
+                             ["department", "campaign", "launched (UTC)", "received", "compromise rate",
+                              "report rate"]))
+    ids, recent = reports.recent_user_trends(store, last=5)
+    cols = [f"#{i}" for i in ids]
+    click.echo("\n" + _table([[safe(r["email"]), safe(r["department"]), *(r[c] for c in cols), r["clicked"],
+                               r["compromised"], r["reported"]] for r in recent.iter_rows(named=True)],
+                             ["user", "department", *cols, "clicked", "compromised", "reported"]))
 
 
 @simulator.command("export")

@@ -204,6 +204,47 @@ def training_completion(store: Any, *, now: datetime | None = None) -> dict[str,
             "incomplete": overdue}
 
 
+def repeat_offender_table(store: Any, users: pl.DataFrame, *, threshold: int = 2) -> pl.DataFrame:
+    """The repeat offenders (:func:`~workbench.simulator.targets.repeat_offenders`) with their department
+    from the directory *users* (else the one recorded on their latest simulation), longest run first."""
+    from workbench.simulator.targets import repeat_offenders
+
+    streaks = repeat_offenders(store, threshold)
+    known: dict[str, str] = {}
+    if streaks and not users.is_empty() and {"email", "Department"} <= set(users.columns):
+        known = {e: d for e, d in zip(users["email"], users["Department"]) if d}
+    if streaks and len(known) < len(streaks):
+        latest = user_trends(store).filter(pl.col("department") != "(none)")
+        known = {**dict(zip(latest["email"], latest["department"])), **known}  # the oldest row loses
+    rows = sorted(((e, known.get(e, ""), n) for e, n in streaks.items()), key=lambda r: (-r[2], r[0]))
+    return pl.DataFrame(rows, schema={"email": pl.String, "department": pl.String, "consecutive": pl.Int64},
+                        orient="row")
+
+
+def recent_user_trends(store: Any, *, last: int = 5) -> tuple[list[int], pl.DataFrame]:
+    """The *last* launched campaigns (oldest first) and, per user who received any of them: the
+    department, one outcome per campaign (column ``"#<id>"``: "clicked", "compromised", "reported"
+    joined, "no action", or "" when not received) and the clicked / compromised / reported totals;
+    most compromised first."""
+    trends = user_trends(store)
+    ids = (trends.select("campaign_id", "started").unique().sort("started", "campaign_id")
+           .tail(last)["campaign_id"].to_list())
+    cols = [f"#{i}" for i in ids]
+    schema = {"email": pl.String, "department": pl.String, **dict.fromkeys(cols, pl.String),
+              "clicked": pl.Int64, "compromised": pl.Int64, "reported": pl.Int64}
+    users: dict[str, dict[str, Any]] = {}
+    for r in trends.filter(pl.col("campaign_id").is_in(ids)).iter_rows(named=True):  # oldest first
+        u = users.setdefault(r["email"], {"email": r["email"], **dict.fromkeys(cols, ""), "clicked": 0,
+                                          "compromised": 0, "reported": 0})
+        u["department"] = r["department"]  # the latest
+        done = [k for k in ("clicked", "compromised", "reported") if r[k]]
+        u[f"#{r['campaign_id']}"] = ", ".join(done) or "no action"
+        for k in done:
+            u[k] += 1
+    frame = pl.DataFrame([{k: u.get(k) for k in schema} for u in users.values()], schema=schema, orient="row")
+    return ids, frame.sort(["compromised", "clicked", "email"], descending=[True, True, False])
+
+
 # ------------------------------------------------------------------ per-user CSV (§5.5)
 
 CSV_FIELDS = ["UserName", "UserMail", "Compromised",
@@ -312,4 +353,4 @@ def export_users_csv(store: Any, campaign_id: int, path: Path | str, *, actor: s
 
 
 __all__ = ["CampaignReport", "campaign_report", "user_trends", "department_trends", "coverage",
-           "training_completion", "user_rows", "export_users_csv", "CSV_FIELDS", "browser_of", "device_of"]
+           "training_completion", "repeat_offender_table", "recent_user_trends", "user_rows", "export_users_csv", "CSV_FIELDS", "browser_of", "device_of"]

@@ -102,8 +102,21 @@ def department_chart(by_department: pl.DataFrame) -> alt.Chart:
             .properties(width=360, height=max(60, 18 * data.height)))
 
 
+def department_trend_chart(trends: pl.DataFrame) -> alt.Chart:
+    """Compromise rate per campaign over time, one line per department (:func:`reports.department_trends`)."""
+    data = trends.select("department", "campaign_id", "started", "received",
+                         pl.col("compromise_rate").cast(pl.Float64))
+    return (alt.Chart(data, title="Compromise rate per campaign by department").mark_line(point=True)
+            .encode(x=alt.X("started:T", title="campaign launched"),
+                    y=alt.Y("compromise_rate:Q", title="compromise rate", axis=alt.Axis(format="%"),
+                            scale=alt.Scale(domain=[0, 1])),
+                    color=alt.Color("department:N", title="department"))
+            .properties(width=460, height=220))
+
+
 class SimulatorPanel(ServicePanel):
-    """Campaigns (launch, cancel), a Create wizard and the Report of the selected campaign."""
+    """An Overview across campaigns, Campaigns (launch, cancel), a Create wizard and the Report of
+    the selected campaign."""
 
     def __init__(self, service: SimulationService, *, lake: Any = None, tenant: Any = None,
                  export_dir: Path | None = None, live_seconds: float = LIVE_SECONDS, app: str = SIMULATOR) -> None:
@@ -121,11 +134,12 @@ class SimulatorPanel(ServicePanel):
         self._lock = threading.RLock()
         self.csv_recipients: list[Recipient] = []
         self.can_manage = rbac.has(service.store, service.actor, rbac.Permission.SIMULATION_MANAGEMENT)
+        self._build_overview()
         self._build_campaigns()
         self._build_wizard()
         self._build_report()
-        self.tabs = w.Tab(children=[self.campaigns_box, self.wizard_box, self.report_box])
-        for i, title in enumerate(("Campaigns", "Create", "Report")):
+        self.tabs = w.Tab(children=[self.overview_box, self.campaigns_box, self.wizard_box, self.report_box])
+        for i, title in enumerate(("Overview", "Campaigns", "Create", "Report")):
             self.tabs.set_title(i, title)
         self.children = [w.HTML(STYLE + _CSS + "<h2>Attack simulator</h2>"), self.error, self.note, self.tabs]
         if not self.can_manage:
@@ -182,12 +196,13 @@ class SimulatorPanel(ServicePanel):
             w.HBox([self.launch_button, self.cancel_button, self.open_button, self.refresh_button])])
 
     def refresh(self) -> None:
-        """Re-read the campaigns (keeps the selection when it still exists)."""
+        """Re-read the campaigns (keeps the selection when it still exists) and the Overview."""
         found = self.act(self.service.list, clear=False)
         if found is FAILED:
             self.campaigns = []
             self.campaign_table.value = '<div class="wb-empty">No campaigns to show.</div>'
             self.selector.options = []
+            self.refresh_overview()
             return
         self.campaigns = found
         rows = [[c.id, c.name, c.technique.label, c.status.value, c.targets, _when(c.started or c.launch_at),
@@ -199,6 +214,7 @@ class SimulatorPanel(ServicePanel):
         self.selector.options = [(f"#{c.id} · {c.name[:70]} · {c.status.value}", c.id) for c in self.campaigns]
         ids = [c.id for c in self.campaigns]
         self.selector.value = keep if keep in ids else (ids[0] if ids else None)
+        self.refresh_overview()
 
     def _selected(self) -> int | None:
         if self.selector.value is None:
@@ -226,6 +242,71 @@ class SimulatorPanel(ServicePanel):
             return None
         self.refresh()
         return done
+
+    # ------------------------------------------------------------------ overview tab
+
+    def _build_overview(self) -> None:
+        self.overview_head = w.HTML()
+        self.overview_kpis = w.HTML()
+        self.overview_chart = w.HBox()
+        self.offenders_table = w.HTML()
+        self.trends_table = w.HTML()
+        self.overview_button = w.Button(description="Refresh", icon="refresh")
+        self.overview_button.on_click(lambda _: self.refresh_overview(clear=True))
+        self.overview_box = w.VBox([self.overview_button, self.overview_head, self.overview_kpis, self.overview_chart,
+                                    w.HTML("<h4>Repeat offenders</h4>"), self.offenders_table,
+                                    w.HTML("<h4>Users over the last 5 campaigns</h4>"), self.trends_table])
+
+    def refresh_overview(self, *, clear: bool = False) -> bool:
+        """Across campaigns: coverage (last 90 days), training completion, repeat offenders, the
+        department trend chart and per-user trends; refused (one line) without the reports permission."""
+        store = self.service.store
+
+        def read() -> tuple[Any, ...]:
+            self.service.require_reports("overview")
+            users = self._directory()
+            emails = users["email"].to_list() if "email" in users.columns else []
+            return (reports.coverage(store, emails), reports.training_completion(store),
+                    reports.repeat_offender_table(store, users), reports.department_trends(store),
+                    *reports.recent_user_trends(store, last=5))
+        got = self.act(read, clear=clear)
+        if got is FAILED:
+            self.overview_head.value = f'<div class="wb-refusal">{self.error.value}</div>'
+            self.overview_kpis.value = self.offenders_table.value = self.trends_table.value = ""
+            self.overview_chart.children = ()
+            return False
+        cover, training, offenders, trends, recent, users = got
+        self.overview_head.value = (f'<div class="wb-overview"><span class="wb-note">across campaigns · updated '
+                                    f"{datetime.now(UTC):%H:%M:%S} UTC</span></div>")
+        n = cover["users"]
+        share = lambda k: f"{cover[k]:,} ({_pct(cover[k] / n if n else None)})"  # noqa: E731
+        coverage = "".join(f'<tr><td>{esc(label)}</td><td data-coverage="{esc(k)}">{esc(v)}</td></tr>'
+                           for label, k, v in (("Users in the directory", "users", f"{n:,}"),
+                                               ("Simulated (last 90 days)", "simulated", share("simulated")),
+                                               ("Not simulated", "not_simulated", share("not_simulated"))))
+        done = "".join(f'<tr><td>{esc(label)}</td><td data-training="{esc(k)}">{int(training[k]):,}</td></tr>'
+                       for label, k in (("Training assigned", "assigned"), ("Completed", "completed"),
+                                        ("In progress", "in_progress"), ("Overdue", "incomplete")))
+        self.overview_kpis.value = (
+            '<div style="display:flex; gap:24px; flex-wrap:wrap">'
+            f'<table class="wb-table wb-sim-kpi wb-coverage" style="width:auto">{coverage}</table>'
+            f'<table class="wb-table wb-sim-kpi wb-training" style="width:auto">{done}</table></div>')
+        self.overview_chart.children = ((_svg(department_trend_chart(trends)),) if not trends.is_empty() else
+                                        (w.HTML('<div class="wb-empty">No launched campaign yet.</div>'),))
+        self.offenders_table.value = '<div class="wb-scroll">' + _table(
+            ["User", "Department", "Consecutive compromises"],
+            [[r["email"], r["department"], r["consecutive"]] for r in offenders.iter_rows(named=True)],
+            attrs=[f'data-offender="{esc(e)}"' for e in offenders["email"]]) + "</div>"
+        cols = [f"#{i}" for i in recent]
+        shown = users.head(USER_ROWS)
+        more = (f'<div class="wb-note">first {USER_ROWS:,} of {users.height:,} users shown</div>'
+                if users.height > USER_ROWS else "")
+        self.trends_table.value = more + '<div class="wb-scroll">' + _table(
+            ["User", "Department", *[f"Campaign {c}" for c in cols], "Clicked", "Compromised", "Reported"],
+            [[r[c] for c in ("email", "department", *cols, "clicked", "compromised", "reported")]
+             for r in shown.iter_rows(named=True)],
+            attrs=[f'data-trend-user="{esc(e)}"' for e in shown["email"]]) + "</div>"
+        return True
 
     # ------------------------------------------------------------------ create wizard
 
@@ -549,7 +630,7 @@ class SimulatorPanel(ServicePanel):
         if campaign_id is None:
             self.show_error(InputError("select a campaign first"))
             return False
-        self.tabs.selected_index = 2
+        self.tabs.selected_index = self.tabs.children.index(self.report_box)
         self.report_id = campaign_id
         ok = self.reload(clear=clear, force=True)
         if not ok:
@@ -673,4 +754,4 @@ class SimulatorPanel(ServicePanel):
         return path
 
 
-__all__ = ["SimulatorPanel", "timeline_chart", "department_chart", "SIMULATOR"]
+__all__ = ["SimulatorPanel", "timeline_chart", "department_chart", "department_trend_chart", "SIMULATOR"]
