@@ -454,6 +454,10 @@ def _register() -> None:
 
     main.add_command(simulator)
 
+    from workbench.cli_trackers import trackers
+
+    main.add_command(trackers)
+
 
 _register()
 

@@ -34,8 +34,9 @@ class SavedQuery:
 
 
 def folder_of(tenant: object) -> Path:
-    """Where a tenant keeps its saved queries."""
-    return Path(getattr(tenant, "root", tenant)) / "explorer" / "queries"
+    """Where a tenant (a Tenant, or its folder as a path) keeps its saved queries."""
+    root = tenant.root if hasattr(tenant, "lake_dir") else tenant  # a Path's own .root is "/"
+    return Path(root) / "explorer" / "queries"
 
 
 def _slug(name: str) -> str:

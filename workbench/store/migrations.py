@@ -70,6 +70,11 @@ def _v8(conn: sa.Connection) -> None:
                                         t.sim_automations])
 
 
+def _v9(conn: sa.Connection) -> None:
+    t.metadata.create_all(conn, tables=[t.intel_indicators, t.intel_imports, t.threat_notes, t.trackers,
+                                        t.tracker_counts])
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "alerts, incidents, evidence, comments, activity log, policy settings and watermarks", _v1),
     Migration(2, "automated investigations: runs, evidence, clusters, proposed actions, analyzer log", _v2),
@@ -79,6 +84,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(6, "role assignments: who holds which workbench role", _v6),
     Migration(7, "audit log: append-only, hash-chained records and the anchor of the latest one", _v7),
     Migration(8, "attack simulator: payloads, campaigns, targets, events, automations", _v8),
+    Migration(9, "threat intelligence: indicators, imports, threat notes, tracked queries and their counts", _v9),
 )
 LATEST = MIGRATIONS[-1].version
 

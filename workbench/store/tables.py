@@ -475,3 +475,69 @@ sim_automations = sa.Table(  # recurring simulations: a campaign template launch
     sa.Column("created_by", sa.String(200), nullable=False),
     _now_column("created"),
 )
+
+# ------------------------------------------------------------------ threat intelligence (workbench.intel)
+
+intel_indicators = sa.Table(
+    "intel_indicators", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("type", sa.String(20), nullable=False),  # workbench.intel.model.IndicatorType
+    sa.Column("value", sa.String(2000), nullable=False),
+    sa.Column("source", sa.String(300), nullable=False),
+    sa.Column("confidence", sa.Integer, nullable=False, default=50),
+    sa.Column("tlp", sa.String(20), nullable=False, default="clear"),
+    sa.Column("first_seen", UTCDateTime(), nullable=True),
+    sa.Column("last_seen", UTCDateTime(), nullable=True),
+    sa.Column("expires", UTCDateTime(), nullable=True),
+    sa.Column("tags", sa.Text, nullable=False, default="[]"),
+    sa.Column("family", sa.String(200), nullable=False, default=""),
+    sa.Column("description", sa.Text, nullable=False, default=""),
+    sa.Column("allow", sa.Boolean, nullable=False, default=False),
+    _now_column("added"),  # when this workbench first stored it (retro-hunts start from here)
+    _now_column("updated"),
+    sa.UniqueConstraint("type", "value", "source", name="uq_intel_indicator"),
+    sa.Index("ix_intel_value", "type", "value"),
+    sa.Index("ix_intel_added", "added"),
+)
+
+intel_imports = sa.Table(  # every import: what, when, by whom, and what it changed
+    "intel_imports", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("source", sa.String(300), nullable=False),
+    sa.Column("format", sa.String(40), nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),  # of the imported content
+    _now_column("at"),
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("added", sa.Integer, nullable=False, default=0),
+    sa.Column("updated", sa.Integer, nullable=False, default=0),
+    sa.Column("unchanged", sa.Integer, nullable=False, default=0),
+)
+
+threat_notes = sa.Table(  # curated threat descriptions (noteworthy threats)
+    "threat_notes", metadata,
+    sa.Column("id", sa.String(200), primary_key=True),
+    sa.Column("name", sa.String(300), nullable=False),
+    sa.Column("family", sa.String(200), nullable=False, default=""),
+    sa.Column("definition", sa.Text, nullable=False),  # JSON of workbench.intel.model.ThreatNote
+    sa.Column("source", sa.String(300), nullable=False, default=""),
+    _now_column("updated"),
+)
+
+trackers = sa.Table(  # tracked queries: an Explorer query run on a schedule
+    "trackers", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(300), nullable=False, unique=True),
+    sa.Column("query", sa.Text, nullable=False),  # Query.to_json()
+    sa.Column("threshold", sa.Integer, nullable=True),  # alert when today's count reaches it
+    sa.Column("created_by", sa.String(200), nullable=False),
+    _now_column("created"),
+    sa.Column("last_run", UTCDateTime(), nullable=True),
+)
+
+tracker_counts = sa.Table(  # one count per tracker and day
+    "tracker_counts", metadata,
+    sa.Column("tracker_id", sa.Integer, sa.ForeignKey("trackers.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("count", sa.Integer, nullable=False),
+    _now_column("computed"),
+)
