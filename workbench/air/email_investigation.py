@@ -53,10 +53,16 @@ def org_domains(lake: Lake) -> frozenset[str]:
     return frozenset(a.rsplit("@", 1)[-1].lower() for a in ids if "@" in a)
 
 
-def tenant_indicators(lake: Lake) -> list[Indicator]:
-    """The indicator store of the tenant the lake belongs to (its ``intel/`` folder), if any."""
+def tenant_indicators(lake: Lake, store: Store | None = None) -> list[Indicator]:
+    """The tenant's indicators: its store's (workbench.intel.store, when *store* is given) and the
+    feed files in the tenant's ``intel/`` folder, if any."""
     folder = lake.root.parent / "intel"
-    return list(read_all([folder])) if folder.is_dir() else []
+    found = list(read_all([folder])) if folder.is_dir() else []
+    if store is not None:
+        from workbench.intel.store import as_feed
+
+        found += as_feed(store)
+    return found
 
 
 def investigate_emails(store: Store, lake: Lake, messages: Sequence[str], *, playbook: str, name: str,
@@ -87,7 +93,7 @@ def investigate_emails(store: Store, lake: Lake, messages: Sequence[str], *, pla
     files = run.step("file_reputation", file_reputation, lake, [sha for sha, _ in ind.files], start, end)
     org = org_domains(lake)
     senders = run.step("sender_reputation", sender_reputation, lake, real, start, end, org_domains=org,
-                       indicators=tenant_indicators(lake) if indicators is None else indicators)
+                       indicators=tenant_indicators(lake, store) if indicators is None else indicators)
     bad_urls = [u for u, v in urls.verdicts if v is Verdict.MALICIOUS]
     bad_files = [f for f, v in files.verdicts if v is Verdict.MALICIOUS]
     seed = seed_of(lake, real, org_domains=org, start=start, end=end,

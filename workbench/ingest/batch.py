@@ -79,13 +79,24 @@ SIMULATION_OVERRIDE = "Phishing Simulation"  # the OrgLevelPolicy of authorised 
 
 
 def tenant_context(tenant: Tenant, org_domains: tuple[str, ...] = ()) -> Context:
-    """What detection may know about the tenant: its domains and its protected people."""
+    """What detection may know about the tenant: its domains, its protected people, its simulation
+    senders and the unexpired indicators of its indicator store (workbench.intel.store)."""
     lake = Lake.for_tenant(tenant)
     identity = lake.scan("IdentityInfo", columns=["AccountDisplayName", "AccountUpn", "JobTitle", "Tags"]).collect()
+    from workbench.intel.feeds import with_indicators
+    from workbench.intel.store import as_feed
     from workbench.simulator.config import load as simulator_config
+    from workbench.store import existing_store
 
-    return Context(org_domains=org_domains, protected_people=protected_people(identity),
-                   simulation_domains=frozenset(simulator_config(tenant).simulation_domains))
+    ctx = Context(org_domains=org_domains, protected_people=protected_people(identity),
+                  simulation_domains=frozenset(simulator_config(tenant).simulation_domains))
+    store = existing_store(tenant)  # the tenant's indicator store, when it has one
+    if store is None:
+        return ctx
+    try:
+        return with_indicators(ctx, as_feed(store))
+    finally:
+        store.dispose()
 
 
 def report_submission(message: Any, report_mailbox: str | None) -> dict:

@@ -156,6 +156,30 @@ def allowed(store: Store) -> dict[IndicatorType, frozenset[str]]:
     return {k: frozenset(v) for k, v in out.items()}
 
 
+_FEED_KIND = {IndicatorType.URL: "url", IndicatorType.DOMAIN: "domain", IndicatorType.IP: "ip",
+              IndicatorType.SHA256: "sha256", IndicatorType.SENDER: "email", IndicatorType.SENDER_DOMAIN: "domain"}
+
+
+def as_feed(store: Store, at: datetime | None = None) -> list[Any]:
+    """The store's unexpired indicators as :class:`workbench.intel.feeds.Indicator` (what detection's
+    context and AIR's analyzers match); allow-listed domains as ``allow-domain``."""
+    from workbench.intel.feeds import Indicator as FeedIndicator
+
+    at = at or datetime.now(UTC)
+    with store.read() as conn:
+        rows = conn.execute(sa.select(I.type, I.value, I.source, I.allow).where(
+            sa.or_(I.expires.is_(None), I.expires > at))).all()
+    out = []
+    for r in rows:
+        kind = IndicatorType(r.type)
+        if r.allow:
+            if kind in (IndicatorType.DOMAIN, IndicatorType.SENDER_DOMAIN):
+                out.append(FeedIndicator("allow-domain", r.value, r.source))
+        else:
+            out.append(FeedIndicator(_FEED_KIND[kind], r.value, r.source))
+    return out
+
+
 def counts(store: Store) -> dict[str, int]:
     """How many indicators per type (allow-list entries apart)."""
     with store.read() as conn:
@@ -163,4 +187,4 @@ def counts(store: Store) -> dict[str, int]:
     return {("allow " if a else "") + ty: n for ty, a, n in rows}
 
 
-__all__ = ["UpsertResult", "upsert", "search", "added_since", "active", "allowed", "counts"]
+__all__ = ["UpsertResult", "upsert", "search", "added_since", "active", "allowed", "as_feed", "counts"]
