@@ -458,6 +458,10 @@ def _register() -> None:
 
     main.add_command(trackers)
 
+    from workbench.cli_intel import intel
+
+    main.add_command(intel)
+
 
 _register()
 

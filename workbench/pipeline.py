@@ -68,6 +68,26 @@ def _actions(tenant: Tenant) -> str:
     return f"{sum(a.status.value == 'pending' for a in found)} action(s) pending approval in the action center"
 
 
+def _intel(tenant: Tenant) -> str:
+    from workbench.identity import acting_user
+    from workbench.intel.exports import learn_from_investigations
+    from workbench.intel.imports import import_paths
+    from workbench.intel.retrohunt import retro_hunt
+    from workbench.lake import Lake
+    from workbench.store import open_store
+
+    store = open_store(tenant)
+    try:
+        folder = tenant.root / "intel"
+        imported = import_paths(store, [folder], actor=acting_user()) if folder.is_dir() else []
+        learned = learn_from_investigations(store)
+        hunted = retro_hunt(store, Lake.for_tenant(tenant))
+    finally:
+        store.dispose()
+    return (f"{sum(r.added for r in imported)} indicator(s) imported, {learned.added} learned from investigations; "
+            f"retro-hunt: {len(hunted.new_alerts)} alert(s), {len(hunted.incidents_created)} incident(s) created")
+
+
 def _simulation(tenant: Tenant) -> str:
     from workbench.simulator.demo import seed
 
@@ -76,7 +96,7 @@ def _simulation(tenant: Tenant) -> str:
 
 STAGES: list[Stage] = [Stage("dashboard", _dashboard_projection), Stage("alerts", _alerts),
                        Stage("investigations", _investigations), Stage("actions", _actions),
-                       Stage("simulation", _simulation)]
+                       Stage("intel", _intel), Stage("simulation", _simulation)]
 
 
 def run_pipeline(tenant: Tenant, *, progress: bool = False) -> list[str]:
