@@ -5,11 +5,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import click
 
+from workbench.cli_audit import _time
 from workbench.cli_common import friendly_errors, home_option, tenant_option
 from workbench.cli_incidents import _open, _table, db_option
 from workbench.errors import InputError
@@ -17,17 +18,6 @@ from workbench.errors import InputError
 
 def _when(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M") if value else "-"
-
-
-def _now(value: str | None) -> datetime | None:
-    """``--now``: an ISO date or date-time, UTC unless it says otherwise."""
-    if not value:
-        return None
-    try:
-        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise InputError(f"--now {value!r} is not a date or time; use YYYY-MM-DD or YYYY-MM-DDTHH:MM") from None
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
 
 
 @click.group()
@@ -90,7 +80,7 @@ def trackers_run(now: str | None, home: Path | None, tenant_name: str, db_url: s
     from workbench.lake import Lake
 
     tenant, store = _open(home, tenant_name, db_url)
-    found = tr.run(store, Lake.for_tenant(tenant), now=_now(now))
+    found = tr.run(store, Lake.for_tenant(tenant), now=_time(now, "now"))
     rows = [[s.name, s.today, s.prior_day, _trend(s), s.threshold or "-"] for s in found]
     click.echo(_table(rows, ["name", "today", "prior day", "trend vs. prior week", "threshold"]))
     filed = sum(1 for s in found if s.alert_id)
