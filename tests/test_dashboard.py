@@ -130,6 +130,7 @@ def test_alert_and_incident_tiles_come_from_the_store(lake, tmp_path):
     panel.refresh()
     shown = _html(panel)
     assert "&lt;img src=x" in shown and "<img src=x" not in shown  # the renamed incident, escaped
+    assert "Security trends" in panel.intel.value and "<svg" in panel.intel.value  # the intel widget, embedded
     store.dispose()
 
 

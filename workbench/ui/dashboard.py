@@ -94,6 +94,7 @@ class DashboardPanel(w.VBox):
         self.status = w.HTML()
         self.error = w.HTML()
         self.insights = w.HTML()
+        self.intel = w.HTML()  # security trends (the ThreatIntel app's widget), below the tiles
         self.grid = w.GridBox(layout=w.Layout(grid_template_columns="repeat(auto-fill, minmax(470px, 1fr))",
                                               grid_gap="10px", width="100%"))
         self.window.observe(self._on_window, "value")
@@ -103,7 +104,7 @@ class DashboardPanel(w.VBox):
         self.children = [
             w.HTML(STYLE + _CSS),
             w.HBox([self.window, self.png_button, self.pdf_button, self.progress]),
-            self.custom_box, self.error, self.status, self.download, self.insights, self.grid,
+            self.custom_box, self.error, self.status, self.download, self.insights, self.grid, self.intel,
         ]
 
     # ------------------------------------------------------------------ construction
@@ -197,6 +198,7 @@ class DashboardPanel(w.VBox):
                           for fn in fns]
                 box.children = (*box.children[:1], *images, *box.children[1:])
                 self.progress.value += len(fns)
+            self.intel.value = self._intel_html(d.end)
             shown = f"{d.start:%Y-%m-%d %H:%M} – {d.end:%Y-%m-%d %H:%M} UTC"
             self.status.value = (f'<span class="wb-note">{esc(shown)} · computed in '
                                  f'{time.perf_counter() - started:.1f} s · counts are messages per recipient</span>')
@@ -205,6 +207,18 @@ class DashboardPanel(w.VBox):
             self.status.value = ""
         finally:
             self.progress.layout.visibility = "hidden"
+
+    def _intel_html(self, end: datetime) -> str:
+        """Rising and declining threat families over the week before *end*, linking to the ThreatIntel app."""
+        from workbench.intel.trends import family_trends
+        from workbench.ui.intel_widgets import security_trends_html
+
+        try:
+            trends = family_trends(self.lake, now=end)
+        except WorkbenchError as exc:
+            return f'<span class="wb-note">Security trends unavailable: {esc(str(exc))}</span>'
+        return ('<h3>Security trends <a class="wb-drill" href="ThreatIntel.ipynb">threat intelligence →</a></h3>'
+                + security_trends_html(trends, limit=6))
 
     def export(self, kind: str) -> Path | None:
         """Write the dashboard as a PNG or PDF (into the tenant's reports folder) and offer it for download."""
