@@ -69,8 +69,10 @@ def _actions(tenant: Tenant) -> str:
 
 
 def _intel(tenant: Tenant) -> str:
+    """Import the tenant's feeds (its ``intel/`` folder) and retro-hunt what is new: matches in
+    past mail become alerts, which AIR then investigates like the other policies' (post-delivery
+    remediation of what the new intelligence reveals)."""
     from workbench.identity import acting_user
-    from workbench.intel.exports import learn_from_investigations
     from workbench.intel.imports import import_paths
     from workbench.intel.retrohunt import retro_hunt
     from workbench.lake import Lake
@@ -80,12 +82,24 @@ def _intel(tenant: Tenant) -> str:
     try:
         folder = tenant.root / "intel"
         imported = import_paths(store, [folder], actor=acting_user()) if folder.is_dir() else []
-        learned = learn_from_investigations(store)
         hunted = retro_hunt(store, Lake.for_tenant(tenant))
     finally:
         store.dispose()
-    return (f"{sum(r.added for r in imported)} indicator(s) imported, {learned.added} learned from investigations; "
-            f"retro-hunt: {len(hunted.new_alerts)} alert(s), {len(hunted.incidents_created)} incident(s) created")
+    return (f"{sum(r.added for r in imported)} indicator(s) imported; retro-hunt: {len(hunted.new_alerts)} "
+            f"alert(s), {len(hunted.incidents_created)} incident(s) created")
+
+
+def _learn(tenant: Tenant) -> str:
+    """Indicators the investigations found (malicious URLs, files, sender infrastructure) join the store."""
+    from workbench.intel.exports import learn_from_investigations
+    from workbench.store import open_store
+
+    store = open_store(tenant)
+    try:
+        learned = learn_from_investigations(store)
+    finally:
+        store.dispose()
+    return f"{learned.added} indicator(s) learned from investigations"
 
 
 def _simulation(tenant: Tenant) -> str:
@@ -94,9 +108,9 @@ def _simulation(tenant: Tenant) -> str:
     return seed(tenant)
 
 
-STAGES: list[Stage] = [Stage("dashboard", _dashboard_projection), Stage("alerts", _alerts),
+STAGES: list[Stage] = [Stage("dashboard", _dashboard_projection), Stage("intel", _intel), Stage("alerts", _alerts),
                        Stage("investigations", _investigations), Stage("actions", _actions),
-                       Stage("intel", _intel), Stage("simulation", _simulation)]
+                       Stage("learn", _learn), Stage("simulation", _simulation)]
 
 
 def run_pipeline(tenant: Tenant, *, progress: bool = False) -> list[str]:

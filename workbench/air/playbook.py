@@ -31,6 +31,8 @@ PLAYBOOK_FOR_POLICY = {
     "suspicious_sending": "compromised_user", "user_restricted_sending": "compromised_user",
     "user_compromise_investigation": "compromised_user", "suspicious_forwarding_rule": "compromised_user",
     "risky_signin_after_click": "compromised_user", "endpoint_alert_mailbox_owner": "compromised_user",
+    # new intelligence matched past mail: investigate those messages, remove what is still delivered
+    "threat_intel_retro_hunt": "manual_email_investigation",
 }
 #: Entity roles naming the account an alert is about, most telling first (the mailbox a
 #: forwarding rule was set on before the account that set it).

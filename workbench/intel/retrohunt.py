@@ -44,6 +44,7 @@ POLICY_ID = "threat_intel_retro_hunt"
 ACTOR = "retro-hunt"
 #: Latest delivery locations where a copy is still in a mailbox.
 IN_MAILBOX = ("Inbox/folder", "Junk folder", "Deleted items")
+SAMPLE = 25  # EMAIL entities of a match none of whose copies is still in a mailbox
 _HIT = {"type": pl.String, "value": pl.String, "NetworkMessageId": pl.String}
 _COPY_COLUMNS = ["Timestamp", "NetworkMessageId", "RecipientEmailAddress", "SenderFromAddress", "SenderFromDomain",
                  "SenderIPv4", "Subject", "DeliveryAction", "DeliveryLocation", "LatestDeliveryLocation"]
@@ -429,8 +430,10 @@ def _entities(match: Match) -> list[Any]:
     return out
 
 
-def _copies_frame(match: Match) -> pl.DataFrame:
-    rows = [(c.timestamp, c.network_message_id, c.recipient, c.sender, c.sender_domain, c.sender_ip) for c in match.copies]
+def _copies_frame(match: Match, *, exposed_only: bool = False) -> pl.DataFrame:
+    """The match's copies (only those still in mailboxes with *exposed_only*) as EmailEvents-like rows."""
+    rows = [(c.timestamp, c.network_message_id, c.recipient, c.sender, c.sender_domain, c.sender_ip)
+            for c in match.copies if c.in_mailbox or not exposed_only]
     return pl.DataFrame(rows, schema={"Timestamp": pl.Datetime("us", "UTC"), "NetworkMessageId": pl.String,
                                       "RecipientEmailAddress": pl.String, "SenderFromAddress": pl.String,
                                       "SenderFromDomain": pl.String, "SenderIPv4": pl.String}, orient="row")
@@ -449,8 +452,9 @@ def _detail(match: Match, sources: Sequence[Indicator]) -> str:
 
 
 def alert_drafts(lake: Lake, result: HuntResult, indicators: Iterable[Indicator], *, settings: Any = None) -> list[Any]:
-    """One draft of policy ``threat_intel_retro_hunt`` per matched indicator: its copies as EMAIL
-    entities (and the Explorer query listing them), the indicator, senders, clickers and files."""
+    """One draft of policy ``threat_intel_retro_hunt`` per matched indicator: its copies still in
+    mailboxes (the first :data:`SAMPLE` copies when none is) as EMAIL entities, the Explorer query
+    listing every copy, the indicator, senders, clickers and files."""
     from workbench.detect.policies import PolicySettings, get_policy
     from workbench.detect.policies.base import Run, email_entities
     from workbench.incidents.model import EntityKind, Verdict
@@ -465,7 +469,10 @@ def alert_drafts(lake: Lake, result: HuntResult, indicators: Iterable[Indicator]
         sources = by_key.get((m.type, m.value)) or [Indicator(m.type, m.value, "hunt")]
         confidence = max(i.confidence for i in sources)
         copies = _copies_frame(m)
-        entities = [*_entities(m), *email_entities(copies, "matched"), *run.sender_entities(copies)]
+        # the copies still in mailboxes are what an investigation must act on; when none is, a sample
+        # is evidence enough (the alert's Explorer query lists every copy)
+        exposed = _copies_frame(m, exposed_only=True) if m.in_mailbox else copies.sort("Timestamp").head(SAMPLE)
+        entities = [*_entities(m), *email_entities(exposed, "matched"), *run.sender_entities(copies)]
         verdict = Verdict.MALICIOUS if confidence >= 80 else Verdict.SUSPICIOUS
         verdicts = [(e, verdict) for e in entities if e.role == "indicator" or e.kind is EntityKind.EMAIL]
         key = m.value if len(m.value) <= 300 else hashlib.sha256(m.value.encode()).hexdigest()
