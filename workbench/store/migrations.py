@@ -75,6 +75,10 @@ def _v9(conn: sa.Connection) -> None:
                                         t.tracker_counts])
 
 
+def _v10(conn: sa.Connection) -> None:
+    t.metadata.create_all(conn, tables=[t.siem_destinations, t.siem_checkpoints])
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "alerts, incidents, evidence, comments, activity log, policy settings and watermarks", _v1),
     Migration(2, "automated investigations: runs, evidence, clusters, proposed actions, analyzer log", _v2),
@@ -85,6 +89,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(7, "audit log: append-only, hash-chained records and the anchor of the latest one", _v7),
     Migration(8, "attack simulator: payloads, campaigns, targets, events, automations", _v8),
     Migration(9, "threat intelligence: indicators, imports, threat notes, tracked queries and their counts", _v9),
+    Migration(10, "SIEM export: destinations and their delivery checkpoints", _v10),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -541,3 +541,22 @@ tracker_counts = sa.Table(  # one count per tracker and day
     sa.Column("count", sa.Integer, nullable=False),
     _now_column("computed"),
 )
+
+# ------------------------------------------------------------------ SIEM export (workbench.siem)
+
+siem_destinations = sa.Table(  # where events go: a format, a transport and its settings (no secrets)
+    "siem_destinations", metadata,
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("format", sa.String(20), nullable=False),  # o365 | ocsf | cef
+    sa.Column("transport", sa.String(20), nullable=False),  # file | syslog-udp | syslog-tcp | hec | webhook
+    sa.Column("settings", sa.Text, nullable=False, default="{}"),  # JSON; secrets are named environment variables
+    sa.Column("created_by", sa.String(200), nullable=False),
+    _now_column("created"),
+)
+
+siem_checkpoints = sa.Table(  # how far each destination has been delivered (at-least-once)
+    "siem_checkpoints", metadata,
+    sa.Column("destination", sa.String(100), primary_key=True),
+    sa.Column("position", sa.Text, nullable=False),  # JSON: per source, the last delivered (time, event id)
+    _now_column("updated"),
+)
