@@ -1,5 +1,5 @@
 # make demo   set up .venv, then generate/process/serve the demo tenant (prints the URL)
-# make test   set up .venv (+ Debian Chromium, PostgreSQL and Dovecot when we may use apt), then run every test
+# make test   set up .venv (+ Debian Chromium, PostgreSQL, Dovecot and rsyslog when we may use apt), then run every test
 # make bench  run the benchmarks;  make clean  remove .venv (never data/)
 # make lock   re-resolve requirements.lock after changing pins in pyproject.toml
 
@@ -17,12 +17,12 @@ APT = $(shell if [ "$$(id -u)" = 0 ]; then echo "env DEBIAN_FRONTEND=noninteract
 # uv on PATH, else the one in .venv (installed on first use)
 UV = $(shell command -v uv || echo $(VENV)/bin/uv)
 
-.PHONY: demo test bench clean env chromium postgresql dovecot lock
+.PHONY: demo test bench clean env chromium postgresql dovecot rsyslog lock
 
 demo: env
 	$(VENV)/bin/workbench demo $(ARGS)
 
-test: env chromium postgresql dovecot
+test: env chromium postgresql dovecot rsyslog
 	$(PY) -m pytest $(ARGS)
 
 bench: env
@@ -94,6 +94,18 @@ dovecot:
 	else \
 	  echo "Dovecot missing; run: sudo apt-get update && sudo apt-get install -y dovecot-imapd"; \
 	  echo "(continuing: password-attack tests will skip)"; \
+	fi
+
+# Debian's rsyslog: the SIEM delivery tests start a throwaway rsyslogd on loopback as the syslog
+# receiver (tests/test_siem_delivery.py).
+rsyslog:
+	@if command -v rsyslogd >/dev/null || [ -x /usr/sbin/rsyslogd ]; then exit 0; fi; \
+	if [ -n "$(APT)" ]; then \
+	  $(APT) update -q && $(APT) install -y -q rsyslog \
+	    || echo "warning: installing rsyslog failed; syslog delivery tests will skip (fail under CI=true)"; \
+	else \
+	  echo "rsyslog missing; run: sudo apt-get update && sudo apt-get install -y rsyslog"; \
+	  echo "(continuing: syslog delivery tests will skip)"; \
 	fi
 
 lock: | $(PY)
