@@ -294,7 +294,8 @@ def ingest_maildir(paths: tuple[Path, ...], mailbox: str | None, home: Path | No
 @tenant_option
 @friendly_errors
 def ingest_defender(paths: tuple[Path, ...], table_name: str | None, home: Path | None, tenant_name: str) -> None:
-    """Defender Advanced Hunting exports: streaming-API JSON lines, or CSV per table."""
+    """Defender Advanced Hunting exports: streaming-API JSON lines, bare Advanced Hunting rows
+    (table inferred from the columns), Defender for Endpoint alert exports, or CSV per table."""
     from workbench.ingest.defender import records
 
     _run_records(home, tenant_name, records(paths, table_name))
@@ -461,6 +462,10 @@ def _register() -> None:
     from workbench.cli_intel import intel
 
     main.add_command(intel)
+
+    from workbench.cli_siem import siem
+
+    main.add_command(siem)
 
 
 _register()

@@ -151,11 +151,13 @@ _file = _lake_source("file", "FileMaliciousContentInfo", lambda r: r["ReportId"]
 
 
 def _batches(store: Store, stmt: sa.Select, time: sa.ColumnElement, start: datetime | None,
-             until: datetime | None) -> Iterator[tuple[sa.Connection, list[sa.Row]]]:
-    """Rows of *stmt* in time order, :data:`BATCH` at a time; a batch never splits a time tie."""
+             until: datetime | None) -> Iterator[list[sa.Row]]:
+    """Rows of *stmt* in time order, :data:`BATCH` at a time; a batch never splits a time tie. No
+    connection stays open between batches: the consumer writes checkpoints meanwhile (SQLite
+    transactions take the write lock)."""
     cursor, inclusive = start, True
-    with store.read() as conn:
-        while True:
+    while True:
+        with store.read() as conn:
             q = stmt
             if cursor is not None:
                 q = q.where(time >= cursor if inclusive else time > cursor)
@@ -168,10 +170,10 @@ def _batches(store: Store, stmt: sa.Select, time: sa.ColumnElement, start: datet
             last = rows[-1].event_time
             if full:  # the last time may continue past the limit: read all of it
                 rows = [r for r in rows if r.event_time != last] + conn.execute(stmt.where(time == last)).all()
-            yield conn, rows
-            if not full:
-                return
-            cursor, inclusive = last, False
+        yield rows
+        if not full:
+            return
+        cursor, inclusive = last, False
 
 
 def _row(row: sa.Row) -> dict[str, Any]:
@@ -200,9 +202,10 @@ def _grouped(conn: sa.Connection, stmt: sa.Select, key: str) -> dict[Any, list[d
 def _alert(store: Store, start: datetime | None, until: datetime | None, since: Position | None) -> Iterator[SourceEvent]:
     a, e = t.alerts, t.alert_entities
     stmt = sa.select(a, a.c.last_update.label("event_time"))
-    for conn, rows in _batches(store, stmt, a.c.last_update, start, until):
-        ents = _grouped(conn, sa.select(e.c.alert_id, e.c.kind, e.c.value, e.c.role)
-                        .where(e.c.alert_id.in_([r.id for r in rows])).order_by(e.c.kind, e.c.value), "alert_id")
+    for rows in _batches(store, stmt, a.c.last_update, start, until):
+        with store.read() as conn:
+            ents = _grouped(conn, sa.select(e.c.alert_id, e.c.kind, e.c.value, e.c.role)
+                            .where(e.c.alert_id.in_([r.id for r in rows])).order_by(e.c.kind, e.c.value), "alert_id")
         yield from _after(_store_events(
             "alert", rows, "id", lambda d: f"{d['status']}/{d['last_update'].isoformat()}",
             lambda d: {"entities": ents.get(d["id"], []),
@@ -212,13 +215,14 @@ def _alert(store: Store, start: datetime | None, until: datetime | None, since: 
 def _incident(store: Store, start: datetime | None, until: datetime | None, since: Position | None) -> Iterator[SourceEvent]:
     i, a, g = t.incidents, t.alerts, t.incident_tags
     stmt = sa.select(i, i.c.last_update.label("event_time"))
-    for conn, rows in _batches(store, stmt, i.c.last_update, start, until):
+    for rows in _batches(store, stmt, i.c.last_update, start, until):
         ids = [r.id for r in rows]
-        alerts = _grouped(conn, sa.select(a.c.incident_id, a.c.id, a.c.title, a.c.severity, a.c.category,
-                                          a.c.status, a.c.created, a.c.mitre_techniques)
-                          .where(a.c.incident_id.in_(ids)).order_by(a.c.first_activity, a.c.id), "incident_id")
-        tags = _grouped(conn, sa.select(g.c.incident_id, g.c.tag).where(g.c.incident_id.in_(ids)).order_by(g.c.tag),
-                        "incident_id")
+        with store.read() as conn:
+            alerts = _grouped(conn, sa.select(a.c.incident_id, a.c.id, a.c.title, a.c.severity, a.c.category,
+                                              a.c.status, a.c.created, a.c.mitre_techniques)
+                              .where(a.c.incident_id.in_(ids)).order_by(a.c.first_activity, a.c.id), "incident_id")
+            tags = _grouped(conn, sa.select(g.c.incident_id, g.c.tag).where(g.c.incident_id.in_(ids))
+                            .order_by(g.c.tag), "incident_id")
         yield from _after(_store_events(
             "incident", rows, "id", lambda d: f"{d['status']}/{d['last_update'].isoformat()}",
             lambda d: {"alerts": alerts.get(d["id"], []), "tags": [x["tag"] for x in tags.get(d["id"], [])]}), since)
@@ -234,11 +238,12 @@ def _investigation(store: Store, start: datetime | None, until: datetime | None,
     v, p = t.investigations, t.proposed_actions
     time = _investigation_time()
     stmt = sa.select(v, time.label("event_time"))
-    for conn, rows in _batches(store, stmt, time, start, until):
-        actions = _grouped(conn, sa.select(p).where(p.c.investigation_id.in_([r.id for r in rows]))
-                           .order_by(p.c.id), "investigation_id")
-        evidence = _grouped(conn, sa.select(t.investigation_evidence).where(
-            t.investigation_evidence.c.investigation_id.in_([r.id for r in rows])), "investigation_id")
+    for rows in _batches(store, stmt, time, start, until):
+        with store.read() as conn:
+            actions = _grouped(conn, sa.select(p).where(p.c.investigation_id.in_([r.id for r in rows]))
+                               .order_by(p.c.id), "investigation_id")
+            evidence = _grouped(conn, sa.select(t.investigation_evidence).where(
+                t.investigation_evidence.c.investigation_id.in_([r.id for r in rows])), "investigation_id")
         yield from _after(_store_events(
             "investigation", rows, "id", lambda d: d["status"],
             lambda d: {"actions": actions.get(d["id"], []), "evidence": evidence.get(d["id"], []),
@@ -253,7 +258,7 @@ def _simulation(store: Store, start: datetime | None, until: datetime | None,
                       c.c.status.label("campaign_status"), c.c.automation_id, c.c.launch_at, c.c.end_at,
                       e.c.at.label("event_time"))
             .join(tg, tg.c.id == e.c.target_id, isouter=True).join(c, c.c.id == e.c.campaign_id, isouter=True))
-    for _conn, rows in _batches(store, stmt, e.c.at, start, until):
+    for rows in _batches(store, stmt, e.c.at, start, until):
         yield from _after(_store_events(
             "simulation", rows, "id", lambda d: "",
             lambda d: {"details": _json(d["details"]) or {}, "target_attributes": _json(d["target_attributes"]) or {}}),
