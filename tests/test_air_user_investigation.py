@@ -24,6 +24,7 @@ from workbench.store import open_store
 
 END = datetime(2026, 11, 21, tzinfo=UTC)  # the small tenant's data ends on 2026-11-20
 ANALYZERS = ["forwarding_rules", "inbox_rules", "mailbox_delegation", "outbound_anomaly", "sign_in_anomalies",
+             "endpoint_alerts",
              "compromise_verdict"]
 USER_POLICIES = sorted(p for p, playbook in PLAYBOOK_FOR_POLICY.items() if playbook == "compromised_user")
 

@@ -33,6 +33,14 @@ def _service(store: Any) -> Any:
     return IncidentService(store, acting_user())
 
 
+def _devices(tenant: Any, page: Any) -> Any:
+    """The incident's users' devices from the tenant's lake (the report's "User devices")."""
+    from workbench.endpoint.incident import incident_devices
+    from workbench.lake import Lake
+
+    return incident_devices(Lake.for_tenant(tenant), page)
+
+
 def _when(value: Any) -> str:
     return "" if value is None else value.strftime("%Y-%m-%d %H:%M")
 
@@ -229,8 +237,9 @@ def incidents_show(incident_id: int, home: Path | None, tenant_name: str, db_url
     """One incident as Markdown (summary, alerts, evidence, timeline, comments)."""
     from workbench.incidents import report
 
-    _, store = _open(home, tenant_name, db_url)
-    click.echo(report.markdown(_service(store).page(incident_id)))
+    tenant, store = _open(home, tenant_name, db_url)
+    page = _service(store).page(incident_id)
+    click.echo(report.markdown(page, devices=_devices(tenant, page)))
 
 
 @incidents.command("report")
@@ -246,8 +255,9 @@ def incidents_report(incident_id: int, out: Path, home: Path | None, tenant_name
     from workbench.identity import acting_user
     from workbench.incidents import report
 
-    _, store = _open(home, tenant_name, db_url)
-    path = report.write(_service(store).page(incident_id), out, generated_by=acting_user())
+    tenant, store = _open(home, tenant_name, db_url)
+    page = _service(store).page(incident_id)
+    path = report.write(page, out, generated_by=acting_user(), devices=_devices(tenant, page))
     click.echo(f"wrote {path} ({path.stat().st_size:,} bytes)")
 
 

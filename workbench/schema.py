@@ -480,6 +480,74 @@ IdentityInfo = _table(
     """,
 )
 
+# Device* tables repeat ReportId per device (a counter): an event is ReportId + DeviceName +
+# Timestamp (the Advanced Hunting docs' advice).
+DeviceEvents = _table(
+    "DeviceEvents",
+    "Endpoint events of many kinds (Defender for Endpoint): security controls, LDAP searches, "
+    "registry, process and network events not in the other Device* tables.",
+    """
+    Timestamp datetime
+    DeviceId string
+    DeviceName string
+    ActionType string
+    FileName string
+    FolderPath string
+    SHA1 string
+    SHA256 string
+    MD5 string
+    FileSize long
+    AccountDomain string
+    AccountName string
+    AccountSid string
+    RemoteUrl string
+    RemoteDeviceName string
+    ProcessId long
+    ProcessCommandLine string
+    ProcessCreationTime datetime
+    ProcessTokenElevation string
+    LogonId long
+    RegistryKey string
+    RegistryValueName string
+    RegistryValueData string
+    RemoteIP string
+    RemotePort int
+    LocalIP string
+    LocalPort int
+    FileOriginUrl string
+    FileOriginIP string
+    InitiatingProcessSHA1 string
+    InitiatingProcessSHA256 string
+    InitiatingProcessMD5 string
+    InitiatingProcessFileName string
+    InitiatingProcessFileSize long
+    InitiatingProcessFolderPath string
+    InitiatingProcessId long
+    InitiatingProcessCommandLine string
+    InitiatingProcessCreationTime datetime
+    InitiatingProcessAccountDomain string
+    InitiatingProcessAccountName string
+    InitiatingProcessAccountSid string
+    InitiatingProcessAccountUpn string
+    InitiatingProcessAccountObjectId string
+    InitiatingProcessVersionInfoCompanyName string
+    InitiatingProcessVersionInfoProductName string
+    InitiatingProcessVersionInfoProductVersion string
+    InitiatingProcessVersionInfoInternalFileName string
+    InitiatingProcessVersionInfoOriginalFileName string
+    InitiatingProcessVersionInfoFileDescription string
+    InitiatingProcessParentId long
+    InitiatingProcessParentFileName string
+    InitiatingProcessParentCreationTime datetime
+    InitiatingProcessLogonId long
+    ReportId string
+    AppGuardContainerId string
+    AdditionalFields dynamic
+    """,
+    key=("ReportId", "DeviceName", "Timestamp"),
+    required=("DeviceId", "ActionType"),
+)
+
 #: The directory table under its everyday name.
 Directory = IdentityInfo
 
@@ -498,6 +566,7 @@ TABLES: Mapping[str, Table] = {
         AlertInfo,
         AlertEvidence,
         IdentityInfo,
+        DeviceEvents,
     )
 }
 

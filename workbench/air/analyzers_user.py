@@ -25,6 +25,7 @@ from datetime import datetime, timedelta
 
 import polars as pl
 
+from workbench.air.analyzers_endpoint import EndpointFindings
 from workbench.air.model import ActionType
 from workbench.air.records import EvidenceItem
 from workbench.detect.policies.base import INTERNAL_DIRECTIONS, MALICIOUS, ZAP_TYPES, Run, has_threat, lower
@@ -498,7 +499,7 @@ def sign_in_anomalies(lake: Lake, user: str, start: datetime, end: datetime,
 # --------------------------------------------------------------------------- 6. the verdict
 
 
-UserResult = ForwardingRules | InboxRules | MailboxDelegation | OutboundAnomaly | SignInAnomalies
+UserResult = ForwardingRules | InboxRules | MailboxDelegation | OutboundAnomaly | SignInAnomalies | EndpointFindings
 
 
 @dataclass(frozen=True)
@@ -531,12 +532,14 @@ def _signals(result: UserResult) -> list[str]:
             ["sent spam"] if result.spam else []) + (["outbound volume anomaly"] if result.volume_anomaly else [])
     if isinstance(result, SignInAnomalies):
         return ["anomalous sign-ins"] if result.anomalous else []
+    if isinstance(result, EndpointFindings):
+        return ["endpoint alert"] if result.alerts else []
     raise TypeError(f"compromise_verdict takes the user analyzers' results, not {type(result).__name__}")
 
 
 def compromise_verdict(*results: UserResult) -> CompromiseVerdict:
     """The user's verdict from the user analyzers' results: compromised (malicious) when an
-    anomalous sign-in comes with a mailbox or sending signal, or external forwarding with
+    anomalous sign-in comes with a mailbox, sending or endpoint alert signal, or external forwarding with
     sent phish or malware; suspicious on any single signal; else no threats found. A
     compromised user gets RESET_PASSWORD and DISABLE_USER proposed (requests, not actions)."""
     users = {r.user for r in results}

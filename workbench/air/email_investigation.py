@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 import polars as pl
 
 from workbench.air import records
+from workbench.air.analyzers_endpoint import clicker_endpoint_alerts
 from workbench.air.analyzers_mail import (
     email_indicators, file_reputation, message_verdicts, missed_malware, simulations, url_reputation,
 )
@@ -36,6 +37,8 @@ from workbench.lake import Lake
 from workbench.store import Store
 
 WINDOW = timedelta(days=30)  # how far before the messages the analyzers look, by default
+#: Playbooks that also look at the devices of the users who clicked (the "endpoint_alerts" step).
+CLICK_PLAYBOOKS = ("url_click_verdict_change",)
 
 
 @dataclass(frozen=True)
@@ -69,9 +72,12 @@ def investigate_emails(store: Store, lake: Lake, messages: Sequence[str], *, pla
                        started_by: str, alert_id: str | None = None, incident_id: int | None = None,
                        parameters: dict | None = None, now: datetime | None = None,
                        playbook_version: str = "", notebook: str = "",
-                       indicators: Sequence[Indicator] | None = None, window: timedelta = WINDOW) -> EmailInvestigation:
+                       indicators: Sequence[Indicator] | None = None, window: timedelta = WINDOW,
+                       endpoint: bool | None = None) -> EmailInvestigation:
     """Investigate *messages* (NetworkMessageIds) and record the run; returns its record.
-    *indicators* (domains, IPs) feed the sender reputation; by default the tenant's ``intel/``."""
+    *indicators* (domains, IPs) feed the sender reputation; by default the tenant's ``intel/``.
+    *endpoint* (default: for the URL-click playbooks, :data:`CLICK_PLAYBOOKS`) adds the
+    "endpoint_alerts" step: the devices of the users who clicked and endpoint alerts on them."""
     messages = list(dict.fromkeys(m.strip() for m in messages if m and m.strip()))
     if not messages:
         raise InputError("an email investigation needs at least one NetworkMessageId (-p messages '[\"...\"]')")
@@ -103,6 +109,8 @@ def investigate_emails(store: Store, lake: Lake, messages: Sequence[str], *, pla
                             | {m for m, v in own.items() if v is Verdict.MALICIOUS}
                             | _sent_by(lake, real, senders.malicious_domains, senders.malicious_ips, start, end)) - sims)
     missed = run.step("missed_malware", missed_malware, lake, malicious_ids, malicious_ids, start, end)
+    devices = (run.step("endpoint_alerts", clicker_endpoint_alerts, lake, real, start, end)
+               if (playbook in CLICK_PLAYBOOKS if endpoint is None else endpoint) else None)
 
     evidence = [*urls.evidence, *files.evidence, *senders.evidence]
     for nmid in messages:
@@ -113,6 +121,7 @@ def investigate_emails(store: Store, lake: Lake, messages: Sequence[str], *, pla
         verdict = Verdict.MALICIOUS if nmid in malicious_ids else own.get(nmid, Verdict.UNKNOWN)
         evidence.append(EvidenceItem(Entity.of(EntityKind.EMAIL, nmid), verdict, RemediationStatus.NONE,
                                      "email_indicators"))
+    evidence += devices.evidence if devices is not None else ()
     records.add_evidence(store, run.id, evidence)
     records.add_clusters(store, run.id, clusters)
     for action, kind, target, reason in (*urls.proposals, *senders.proposals):

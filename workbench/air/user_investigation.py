@@ -1,7 +1,7 @@
 """The user compromise investigation the compromised-user playbook runs (mdo-reference §4.2
 "user / compromise checks", §4.5): forwarding rules, inbox rules, mailbox delegation, outbound
-mail against the user's history and sign-in anomalies, each a logged analyzer step, then the
-user's compromise verdict.
+mail against the user's history, sign-in anomalies and endpoint alerts on the user's devices,
+each a logged analyzer step, then the user's compromise verdict.
 
 It only proposes: removing the forwarding and inbox rules and delegations found, and for a
 compromised user a password reset and disabling the account, recorded as requests for a
@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 import polars as pl
 
 from workbench.air import records
+from workbench.air.analyzers_endpoint import user_endpoint_alerts
 from workbench.air.analyzers_user import (
     Proposal, compromise_verdict, forwarding_rules, inbox_rules, mailbox_delegation, outbound_anomaly,
     sign_in_anomalies,
@@ -114,12 +115,13 @@ def investigate_user(store: Store, lake: Lake, user: str, *, playbook: str, name
     deleg = run.step("mailbox_delegation", mailbox_delegation, lake, upn, start, end)
     out = run.step("outbound_anomaly", outbound_anomaly, lake, upn, start, end)
     signins = run.step("sign_in_anomalies", sign_in_anomalies, lake, upn, start, end)
-    verdict = run.step("compromise_verdict", compromise_verdict, fwd, rules, deleg, out, signins)
+    endpoint = run.step("endpoint_alerts", user_endpoint_alerts, lake, upn, start, end)
+    verdict = run.step("compromise_verdict", compromise_verdict, fwd, rules, deleg, out, signins, endpoint)
 
     evidence = list(verdict.evidence)  # first: the user's own verdict is the compromise verdict
     for result, analyzer in ((fwd, "forwarding_rules"), (rules, "inbox_rules"), (deleg, "mailbox_delegation")):
         evidence += _configuration(result.proposals, result.evidence, analyzer) + list(result.evidence)
-    evidence += [*out.evidence, *signins.evidence]
+    evidence += [*out.evidence, *signins.evidence, *endpoint.evidence]
     records.add_evidence(store, run.id, evidence)
     for action, kind, target, reason in verdict.proposals:
         records.propose(store, run.id, action, kind, target, reason=reason)

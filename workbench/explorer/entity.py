@@ -3,6 +3,8 @@ message, and its timeline from delivery through ZAP and remediation to clicks an
 
 Values are returned as data; escaping and defanging happen where they are displayed. The
 body preview is sanitised plain text and is only produced when the caller may read content.
+The recipient's devices (:func:`workbench.endpoint.correlate.devices_of` at the message time)
+come with the endpoint alerts on them from a day before the message to ``ALERTS_AFTER`` after.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 
 import polars as pl
 
+from workbench.endpoint.correlate import Device, EndpointAlert, devices_of, endpoint_alerts
 from workbench.errors import NotFound
 from workbench.lake import Lake
 
@@ -21,6 +24,7 @@ PREVIEW_CHARS = 20_000
 TIMELINE_SCHEMA = {"Timestamp": pl.Datetime("us", "UTC"), "Source": pl.String, "Event": pl.String,
                    "Result": pl.String, "Threats": pl.String, "Details": pl.String}
 _DAY = timedelta(days=1)
+ALERTS_AFTER = timedelta(days=3)  # endpoint alerts this long after the message are shown with it
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,24 @@ class EmailEntity:
     similar: pl.DataFrame  # other messages of the same content cluster
     headers: str | None  # the raw header block, when the mail store holds the message
     preview: str | None  # sanitised plain-text body; None unless content may be read
+    devices: tuple[Device, ...] = ()  # the recipient's devices at the message time
+    endpoint_alerts: tuple[EndpointAlert, ...] = ()  # on those devices, around the message time
+
+    def device_table(self) -> pl.DataFrame:
+        """The recipient's devices as rows for display."""
+        return pl.DataFrame([{"Device": d.label, "DeviceId": d.device_id, "OS": " ".join(x for x in (d.os_platform, d.os_version) if x),
+                              "LastSeen": d.last_seen, "LinkedBy": "; ".join(d.how)} for d in self.devices],
+                            schema={"Device": pl.String, "DeviceId": pl.String, "OS": pl.String,
+                                    "LastSeen": pl.Datetime("us", "UTC"), "LinkedBy": pl.String})
+
+    def alert_table(self) -> pl.DataFrame:
+        """The endpoint alerts on the recipient's devices as rows for display."""
+        return pl.DataFrame([{"Timestamp": a.time, "AlertId": a.alert_id, "Title": a.title, "Severity": a.severity,
+                              "Device": a.device_name or a.device_id, "DetectionSource": a.detection_source,
+                              "Files": ", ".join(n or h for n, h in a.files)} for a in self.endpoint_alerts],
+                            schema={"Timestamp": pl.Datetime("us", "UTC"), "AlertId": pl.String, "Title": pl.String,
+                                    "Severity": pl.String, "Device": pl.String, "DetectionSource": pl.String,
+                                    "Files": pl.String})
 
 
 def _json(text: str | None) -> dict[str, Any]:
@@ -167,13 +189,15 @@ def email_entity(lake: Lake, network_message_id: str, recipient: str, *, at: dat
                     audit.record(roles, actor=actor, activity="mail.preview",
                                  target=f"{network_message_id} ({event['RecipientEmailAddress']})",
                                  details={"bytes": len(raw)})
+    devices = devices_of(lake, event["RecipientEmailAddress"], at=at)
+    alerts = endpoint_alerts(lake, devices, at - _DAY, at + ALERTS_AFTER) if devices else []
     return EmailEntity(
         network_message_id=network_message_id, recipient=event["RecipientEmailAddress"], event=event,
         explanation=str(extra.get("Explanation") or ""),
         authentication={k: str(v) for k, v in _json(event.get("AuthenticationDetails")).items()},
         urls=_urls(lake, network_message_id, recipient, at), attachments=attachments,
         timeline=timeline(lake, network_message_id, recipient, event), similar=similar,
-        headers=headers, preview=preview)
+        headers=headers, preview=preview, devices=tuple(devices), endpoint_alerts=tuple(alerts))
 
 
 __all__ = ["EmailEntity", "email_entity", "timeline"]

@@ -13,12 +13,16 @@ import re
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from workbench.errors import InputError, StorageError
 from workbench.incidents.model import EntityKind
 from workbench.incidents.repo import IncidentPage
 from workbench.ui.render import defang, esc
+
+if TYPE_CHECKING:
+    from workbench.endpoint.incident import UserDevice
 
 _CSS = """body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;color:#222;max-width:1100px}
 h1{font-size:22px}h2{font-size:16px;margin-top:22px;border-bottom:1px solid #ddd;padding-bottom:3px}
@@ -64,8 +68,15 @@ def _timeline(p: IncidentPage) -> list[tuple[datetime, str, str]]:
     return sorted(events, key=lambda e: e[0])
 
 
-def html(p: IncidentPage, *, generated_by: str = "") -> str:
-    """The report as one HTML document (no script, no external resource)."""
+def _device_head() -> list[str]:
+    from workbench.endpoint.incident import HEADINGS
+
+    return HEADINGS
+
+
+def html(p: IncidentPage, *, generated_by: str = "", devices: Sequence[UserDevice] | None = None) -> str:
+    """The report as one HTML document (no script, no external resource). *devices* (the
+    users' devices, :func:`workbench.endpoint.incident.incident_devices`) adds a section."""
     i = p.incident
 
     def table(head: list[str], rows: list[list[Any]]) -> str:
@@ -91,6 +102,7 @@ def html(p: IncidentPage, *, generated_by: str = "") -> str:
         "<h2>Evidence</h2>" + table(["Kind", "Entity", "Verdict", "Remediation", "Source", "Added"],
                                     [[e.entity.kind.value, _shown(e.entity.kind, e.entity.value), e.verdict.value,
                                       e.remediation.value, e.source, _when(e.added)] for e in p.evidence]),
+        "<h2>User devices</h2>" + table(_device_head(), [d.row for d in devices]) if devices is not None else "",
         "<h2>Timeline</h2>" + table(["Time", "Who", "What"], [[_when(t), who, what] for t, who, what in _timeline(p)]),
         "<h2>Comments</h2>" + ("".join(f'<p><b>{esc(c.author)}</b> <span class="note">{esc(_when(c.created))}</span>'
                                        f"<br>{esc(c.text)}</p>" for c in p.comments) or '<p class="note">None.</p>'),
@@ -110,8 +122,8 @@ def md_text(value: Any) -> str:
     return re.sub(r"[\r\n]+", " ", text)
 
 
-def markdown(p: IncidentPage, *, generated_by: str = "") -> str:
-    """The report as Markdown (tables in GitHub style)."""
+def markdown(p: IncidentPage, *, generated_by: str = "", devices: Sequence[UserDevice] | None = None) -> str:
+    """The report as Markdown (tables in GitHub style); *devices* as for :func:`html`."""
     i = p.incident
 
     def table(head: list[str], rows: list[list[Any]]) -> list[str]:
@@ -132,6 +144,8 @@ def markdown(p: IncidentPage, *, generated_by: str = "") -> str:
         ["Kind", "Entity", "Verdict", "Remediation", "Source"],
         [[e.entity.kind.value, _shown(e.entity.kind, e.entity.value), e.verdict.value, e.remediation.value,
           e.source] for e in p.evidence])
+    if devices is not None:
+        out += ["## User devices", ""] + table(_device_head(), [d.row for d in devices])
     out += ["## Timeline", ""] + table(["Time", "Who", "What"],
                                        [[_when(t), who, what] for t, who, what in _timeline(p)])
     out += ["## Comments", ""]
@@ -139,15 +153,16 @@ def markdown(p: IncidentPage, *, generated_by: str = "") -> str:
     return "\n".join(out) + "\n"
 
 
-def write(p: IncidentPage, path: Path | str, *, generated_by: str = "") -> Path:
+def write(p: IncidentPage, path: Path | str, *, generated_by: str = "",
+          devices: Sequence[UserDevice] | None = None) -> Path:
     """Write the report; ``.html``/``.htm`` or ``.md`` decides the format. Atomic: a failed
     write leaves no partial file."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix in (".html", ".htm"):
-        text = html(p, generated_by=generated_by)
+        text = html(p, generated_by=generated_by, devices=devices)
     elif suffix in (".md", ".markdown"):
-        text = markdown(p, generated_by=generated_by)
+        text = markdown(p, generated_by=generated_by, devices=devices)
     else:
         raise InputError(f"cannot write an incident report as {path.name!r}; end the name in .html or .md")
     tmp = None

@@ -577,6 +577,8 @@ class ExplorerPanel(w.VBox):
         pages = [("Details", details), ("Timeline", table_html(e.timeline)), ("Analysis", analysis),
                  ("URLs", table_html(e.urls)), ("Attachments", table_html(e.attachments)),
                  ("Similar emails", table_html(e.similar)),
+                 ("Devices", table_html(e.device_table()) + "<h4>Endpoint alerts around the message</h4>"
+                  + table_html(e.alert_table())),
                  ("Headers", pre(e.headers) if e.headers else '<span class="wb-note">No raw message stored.</span>'),
                  ("Preview", preview)]
         tabs = w.Tab(children=[w.HTML(html) for _, html in pages])

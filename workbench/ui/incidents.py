@@ -24,6 +24,8 @@ import ipywidgets as w
 from workbench.actions import Action, ActionKind, ActionService, ActionSource
 from workbench.air import records
 from workbench.air.dispatch import awaiting_investigation
+from workbench.endpoint.incident import HEADINGS as DEVICE_HEADINGS
+from workbench.endpoint.incident import UserDevice, incident_devices
 from workbench.errors import InputError, WorkbenchError
 from workbench.explorer.query import Query
 from workbench.identity import acting_user
@@ -33,6 +35,7 @@ from workbench.incidents.model import (
 )
 from workbench.incidents.repo import SORTS, UNASSIGNED, IncidentFilter, IncidentPage
 from workbench.incidents.service import IncidentService
+from workbench.lake import Lake
 from workbench.ui.panel import FAILED, ServicePanel
 from workbench.ui.render import STYLE, defang, esc
 
@@ -103,9 +106,11 @@ class IncidentPanel(ServicePanel):
     def __init__(self, service: IncidentService, incident_id: int, *, explorer: str = EXPLORER,
                  incidents: str = INCIDENTS, export_dir: Path | None = None,
                  on_change: Callable[[], None] | None = None, actions: ActionService | None = None,
-                 action_center: str = ACTION_CENTER) -> None:
+                 action_center: str = ACTION_CENTER, lake: Lake | None = None) -> None:
         super().__init__(service)
         self.incident_id, self.explorer, self.export_dir, self.on_change = incident_id, explorer, export_dir, on_change
+        self.lake = lake  # the tenant's lake: the "User devices" of the incident's users come from it
+        self.devices = w.HTML()
         self.incidents_app, self.actions, self.action_center = incidents, actions, action_center
         self.page: IncidentPage | None = None
         self.summary = w.HTML()
@@ -151,7 +156,7 @@ class IncidentPanel(ServicePanel):
         self.download = w.HTML()
         self.investigations = w.HTML('<div class="wb-empty">Automated investigations of this incident appear here '
                                      "once automated investigation and response is set up for this tenant.</div>")
-        sections = w.Tab(children=[self.alerts, w.VBox([self.evidence, w.HBox([self.take_action, self.take_action_result])]), self.investigations,
+        sections = w.Tab(children=[self.alerts, w.VBox([self.evidence, self.devices, w.HBox([self.take_action, self.take_action_result])]), self.investigations,
                                    self.timeline, w.VBox([self.comments, w.HBox([self.comment_text, self.comment_button])]),
                                    self.history])
         for i, title in enumerate(["Alerts", "Evidence", "Investigations", "Timeline", "Comments",
@@ -253,6 +258,7 @@ class IncidentPanel(ServicePanel):
                                       [[e.entity.kind.value, _entity_text(e.entity.kind, e.entity.value), e.verdict.value,
                                         e.remediation.value, e.source, _when(e.added)] for e in items])))
         self.evidence.children = tabs
+        self.devices.value = self._devices_html(page)
         for n, (title, kind) in enumerate(EVIDENCE_TABS):
             count = sum(1 for e in page.evidence if kind is None or e.entity.kind == kind)
             self.evidence.set_title(n, f"{title} ({count})")
@@ -285,6 +291,17 @@ class IncidentPanel(ServicePanel):
             self.investigations.value = "".join(parts)
         self.history.value = _table(["Time (UTC)", "Who", "Action", "Old", "New"],
                                     [[_when(a.at), a.actor, a.action, a.old, a.new] for a in reversed(page.activity)])
+
+    def user_devices(self, page: IncidentPage) -> tuple[UserDevice, ...] | None:
+        """The devices of the incident's users (None without a lake)."""
+        return None if self.lake is None else incident_devices(self.lake, page)
+
+    def _devices_html(self, page: IncidentPage) -> str:
+        found = self.act(lambda: self.user_devices(page), clear=False)
+        if found is FAILED or found is None:
+            return ""
+        return "<h4>User devices</h4>" + _table(DEVICE_HEADINGS, [d.row for d in found],
+                                                attrs=[f'data-device="{esc(d.device.key)}"' for d in found])
 
     def propose_remediation(self) -> Action | None:
         """"Take action": propose a soft delete of the incident's email evidence still in
@@ -323,8 +340,10 @@ class IncidentPanel(ServicePanel):
             return None
         folder = self.export_dir or Path.cwd()
         path = folder / f"incident-{self.incident_id}-{datetime.now(UTC):%Y%m%d-%H%M%S}.{kind}"
-        written = self.act(lambda: report.write(self.service.page(self.incident_id), path,
-                                                generated_by=self.service.actor))
+        def write() -> Path:
+            page = self.service.page(self.incident_id)
+            return report.write(page, path, generated_by=self.service.actor, devices=self.user_devices(page))
+        written = self.act(write)
         if written is FAILED:
             return None
         mime = "text/html" if kind == "html" else "text/markdown"
@@ -341,10 +360,10 @@ class IncidentQueuePanel(ServicePanel):
     def __init__(self, service: IncidentService, *, explorer: str = EXPLORER, incidents: str = INCIDENTS,
                  export_dir: Path | None = None, policies: Sequence[str] = (),
                  now: Callable[[], datetime] | None = None, actions: ActionService | None = None,
-                 action_center: str = ACTION_CENTER) -> None:
+                 action_center: str = ACTION_CENTER, lake: Lake | None = None) -> None:
         super().__init__(service)
         self.explorer, self.incidents_app, self.export_dir = explorer, incidents, export_dir
-        self.actions, self.action_center = actions, action_center
+        self.actions, self.action_center, self.lake = actions, action_center, lake
         self._now = now or (lambda: datetime.now(UTC))
         self.incidents: list[Incident] = []
         self.page: IncidentPanel | None = None
@@ -423,6 +442,7 @@ class IncidentQueuePanel(ServicePanel):
         kwargs.setdefault("policies", [p.id for p in load_policies()])
         store = open_store(t)
         kwargs.setdefault("actions", ActionService.for_tenant(t, store, acting_user()))
+        kwargs.setdefault("lake", Lake.for_tenant(t))
         panel = cls(IncidentService(store, acting_user()), **kwargs)
         wanted = parse_qs(os.environ.get("QUERY_STRING", "")).get("incident", [""])[0].lstrip("#")
         if wanted:
@@ -490,7 +510,7 @@ class IncidentQueuePanel(ServicePanel):
             return None
         self.page = IncidentPanel(self.service, incident_id, explorer=self.explorer, incidents=self.incidents_app,
                                   export_dir=self.export_dir, on_change=self.refresh, actions=self.actions,
-                                  action_center=self.action_center)
+                                  action_center=self.action_center, lake=self.lake)
         self.page_box.children = [self.page]
         return self.page
 
