@@ -88,6 +88,29 @@ def test_changed_state_is_a_new_event(world):
     assert before[0].id == event_id("investigation", str(before[0].data["id"]), before[0].data["status"])
 
 
+def test_a_status_change_without_a_new_timestamp_is_still_exported_after_the_checkpoint(world):
+    """An investigation moved from pendingAction to remediated by the action center sets no
+    started/ended time; its ``updated`` time still puts the change after a checkpoint."""
+    import sqlalchemy as sa
+
+    from workbench.air import records
+    from workbench.air.model import InvestigationStatus
+    from workbench.store import tables as t
+
+    lake, store = world
+    run = records.start(store, "phish_zap", "zap", started_by="air", parameters={})
+    records.finish(store, run, InvestigationStatus.PENDING_ACTION)
+    first = [e for e in collect(lake, store, sources=["investigation"]) if e.data["id"] == run]
+    checkpoint = {"investigation": max(e.position for e in collect(lake, store, sources=["investigation"]))}
+    store.run(lambda conn: conn.execute(t.investigations.update().where(t.investigations.c.id == run)
+                                        .values(status=InvestigationStatus.REMEDIATED.value)))
+    later = list(collect(lake, store, sources=["investigation"], since=checkpoint))
+    assert [(e.data["id"], e.data["status"]) for e in later] == [(run, "remediated")]
+    assert later[0].id != first[0].id and later[0].time > first[0].time
+    with store.read() as conn:
+        assert conn.execute(sa.select(t.investigations.c.updated).where(t.investigations.c.id == run)).scalar()
+
+
 def test_ordered_by_time_then_id_within_each_source(events):
     for source in SOURCES:
         positions = [e.position for e in of(events, source)]

@@ -229,8 +229,9 @@ def _incident(store: Store, start: datetime | None, until: datetime | None, sinc
 
 
 def _investigation_time() -> sa.ColumnElement:
+    """When an investigation last changed (``updated``; older rows: ended, started or created)."""
     v = t.investigations.c
-    return sa.func.coalesce(v.ended, v.started, v.created, type_=t.UTCDateTime())
+    return sa.func.coalesce(v.updated, v.ended, v.started, v.created, type_=t.UTCDateTime())
 
 
 def _investigation(store: Store, start: datetime | None, until: datetime | None,

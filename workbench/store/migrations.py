@@ -79,6 +79,12 @@ def _v10(conn: sa.Connection) -> None:
     t.metadata.create_all(conn, tables=[t.siem_destinations, t.siem_checkpoints])
 
 
+def _v11(conn: sa.Connection) -> None:
+    # a database created at version 2 or later from the current table shape has it already
+    if "updated" not in {c["name"] for c in sa.inspect(conn).get_columns("investigations")}:
+        conn.execute(sa.text("ALTER TABLE investigations ADD COLUMN updated TIMESTAMP"))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "alerts, incidents, evidence, comments, activity log, policy settings and watermarks", _v1),
     Migration(2, "automated investigations: runs, evidence, clusters, proposed actions, analyzer log", _v2),
@@ -90,6 +96,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(8, "attack simulator: payloads, campaigns, targets, events, automations", _v8),
     Migration(9, "threat intelligence: indicators, imports, threat notes, tracked queries and their counts", _v9),
     Migration(10, "SIEM export: destinations and their delivery checkpoints", _v10),
+    Migration(11, "investigations: the time of their last change (for SIEM export)", _v11),
 )
 LATEST = MIGRATIONS[-1].version
 

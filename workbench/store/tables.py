@@ -194,6 +194,8 @@ investigations = sa.Table(
     _now_column("created"),
     sa.Column("started", UTCDateTime()),
     sa.Column("ended", UTCDateTime()),
+    # the last change of any kind (set on every insert and update): SIEM export orders by it
+    sa.Column("updated", UTCDateTime(), default=lambda: datetime.now(UTC), onupdate=lambda: datetime.now(UTC)),
     sa.Index("ix_investigations_alert", "alert_id"),
 )
 
