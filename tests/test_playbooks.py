@@ -79,6 +79,7 @@ def test_air_commands_run_a_playbook_and_show_its_record(small_tenant, tmp_path)
     assert "investigation 1: " in done.output and "/investigations/manual_email_investigation-" in done.output
     shown = run(main, ["air", "show", "1", *base])
     assert shown.exit_code == 0 and "file_reputation" in shown.output and "malicious" in shown.output
+    assert "http://" not in shown.output and "https://" not in shown.output  # URLs shown defanged
     assert run(main, ["air", "list", *base]).output.count("manual_email_investigation") == 1
     missing = run(main, ["air", "run", "nope", *base])
     assert missing.exit_code == 3 and "manual_email_investigation, phish_zap" in missing.output

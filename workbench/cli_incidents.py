@@ -415,10 +415,13 @@ def air_show(investigation_id: int, home: Path | None, tenant_name: str, db_url:
     from workbench.air import records
     from workbench.air.playbook import frames
 
+    from workbench.cli_mail import safe
+
     _, store = _open(home, tenant_name, db_url)
     with pl.Config(tbl_rows=100, fmt_str_lengths=80, tbl_width_chars=180, tbl_hide_dataframe_shape=True):
         for title, frame in frames(records.load(store, investigation_id)).items():
-            click.echo(f"\n{title}\n{frame}")
+            shown = frame.with_columns(pl.col(pl.String).map_elements(safe, return_dtype=pl.String))  # URLs defanged
+            click.echo(f"\n{title}\n{shown}")
 
 
 @air.command("dispatch")
