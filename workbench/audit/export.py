@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from pathlib import Path
 from typing import Any
 
+from workbench.atomic import atomic_open
 from workbench.audit.log import query, record
+from workbench.csv_cells import spreadsheet_safe
 from workbench.errors import InputError, StorageError
 
 FORMATS = ("jsonl", "csv")
@@ -46,22 +47,17 @@ def export(store: Any, path: Path | str, fmt: str = "jsonl", *, actor: str | Non
         raise StorageError(f"cannot write {path}: folder {path.parent} does not exist")
     filters.setdefault("limit", None)
     records = query(store, newest_first=False, **filters)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with tmp.open("w", encoding="utf-8", newline="") as fh:
-            if fmt == "jsonl":
-                for r in records:
-                    fh.write(json.dumps(r.to_json(), ensure_ascii=False) + "\n")
-            else:
-                writer = csv.DictWriter(fh, fieldnames=COLUMNS)
-                writer.writeheader()
-                for r in records:
-                    row = r.to_json()
-                    writer.writerow({**row, "details": json.dumps(row["details"], sort_keys=True, ensure_ascii=False)})
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise StorageError(f"cannot write {path}: {exc.strerror or exc}") from None
+    with atomic_open(path, newline="") as fh:
+        if fmt == "jsonl":
+            for r in records:
+                fh.write(json.dumps(r.to_json(), ensure_ascii=False) + "\n")
+        else:  # cells a spreadsheet opens as text (targets and details can hold anyone's text)
+            writer = csv.DictWriter(fh, fieldnames=COLUMNS)
+            writer.writeheader()
+            for r in records:
+                row = {**r.to_json()}
+                row["details"] = json.dumps(row["details"], sort_keys=True, ensure_ascii=False)
+                writer.writerow({k: spreadsheet_safe(v) for k, v in row.items()})
     if actor:
         record(store, actor=actor, activity="audit.export", target=path.name,
                details={"format": fmt, "records": len(records),

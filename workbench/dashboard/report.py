@@ -19,7 +19,6 @@ from __future__ import annotations
 import io
 import os
 import re
-import tempfile
 import textwrap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -475,24 +474,11 @@ def _check_folder(path: Path) -> None:
 
 
 def _write_atomic(path: Path, data: bytes) -> Path:
-    """Write *data* to a temporary file beside *path*, then rename it over *path*: never half-written."""
-    tmp: str | None = None
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-        tmp = None
-    except OSError as exc:
-        raise StorageError(f"cannot write {path}: {exc.strerror or exc}; choose a writable folder") from None
-    finally:
-        if tmp is not None:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
+    """Write *data* to *path*, never half-written (workbench.atomic)."""
+    from workbench.atomic import atomic_open
+
+    with atomic_open(path, "wb") as out:
+        out.write(data)
     return path
 
 

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import os
-import tempfile
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
@@ -78,15 +76,11 @@ def shareable(store: Store, *, include_learned: bool = True, at: datetime | None
 
 
 def _write_atomic(path: Path, write: Callable[[Any], None], newline: str | None = None) -> None:
+    from workbench.atomic import atomic_open
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline=newline) as fh:
-            write(fh)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path, newline=newline) as fh:
+        write(fh)
 
 
 def _marking(tlp: Tlp) -> Any:

@@ -25,7 +25,6 @@ half of them. :func:`open_mail_store` is what the action center and the CLI open
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,18 +111,14 @@ def load(tenant: Any) -> MailConfig:
 
 def save(tenant: Any, config: MailConfig) -> MailConfig:
     """Write the settings atomically (temporary file, fsync, rename)."""
+    from workbench.atomic import write_json
+
     path = config_path(tenant)
-    tmp = path.with_name(f".{CONFIG_FILE}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "w", encoding="utf-8") as out:
-            out.write(json.dumps(config.to_dict(), indent=2) + "\n")
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise StorageError(f"cannot write {path}: {exc.strerror or exc}; check the tenant folder's permissions") from None
+        raise StorageError(f"cannot create {path.parent}: {exc.strerror or exc}; check the tenant folder's permissions") from None
+    write_json(path, config.to_dict())
     return config
 
 

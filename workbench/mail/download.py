@@ -18,11 +18,11 @@ True
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 from pathlib import Path
 from typing import Any
 
+from workbench.atomic import atomic_open
 from workbench.errors import StorageError
 
 SUFFIX = ".eml.txt"
@@ -44,15 +44,8 @@ def download(mail_store: Any, network_message_id: str, folder: Path | str, *, ro
     if not folder.is_dir():
         raise StorageError(f"cannot write into {folder}: not a folder; create it or pass another --out")
     path = folder / file_name(network_message_id)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(raw)
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise StorageError(f"cannot write {path}: {exc.strerror or exc}; choose a writable folder") from None
+    with atomic_open(path, "wb", permissions=0o600) as fh:  # owner-only: it is mail content
+        fh.write(raw)
     audit.record(roles, actor=actor, activity="mail.download", target=network_message_id,
                  details={"bytes": len(raw), "sha256": hashlib.sha256(raw).hexdigest(), "file": path.name})
     return path

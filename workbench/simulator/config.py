@@ -16,12 +16,11 @@ stays in the environment variable ``smtp.password_env`` names).
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from workbench.errors import InputError, StorageError
+from workbench.errors import InputError
 
 CONFIG_FILE = "simulator.json"
 
@@ -83,15 +82,9 @@ def load(tenant: Any) -> SimulatorConfig:
 
 def save(tenant: Any, config: SimulatorConfig) -> Path:
     """Write the settings atomically."""
-    path = config_path(tenant)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(json.dumps(config.to_dict(), indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise StorageError(f"cannot write {path}: {exc.strerror or exc}") from None
-    return path
+    from workbench.atomic import write_json
+
+    return write_json(config_path(tenant), config.to_dict())
 
 
 __all__ = ["SimulatorConfig", "load", "save", "config_path", "CONFIG_FILE"]

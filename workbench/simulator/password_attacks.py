@@ -37,7 +37,6 @@ import contextlib
 import imaplib
 import json
 import logging
-import os
 import secrets
 import ssl
 import time
@@ -48,6 +47,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from workbench.atomic import write_json
 from workbench.errors import InputError, StorageError, WorkbenchError
 from workbench.simulator.password_config import CONFIG_FILE, LoginName, OwnEndpoint, Security, load
 
@@ -394,16 +394,11 @@ def results_dir(tenant: Any) -> Path:
 
 def _save(tenant: Any, result: AttackResult) -> Path:
     folder = results_dir(tenant)
-    path = folder / f"{result.id}.json"
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(json.dumps(result.to_dict(), indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise StorageError(f"cannot write {path}: {exc.strerror or exc}") from None
-    return path
+        raise StorageError(f"cannot create {folder}: {exc.strerror or exc}") from None
+    return write_json(folder / f"{result.id}.json", result.to_dict())
 
 
 def load_results(tenant: Any) -> list[AttackResult]:

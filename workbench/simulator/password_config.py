@@ -25,14 +25,13 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import os
 from dataclasses import dataclass, fields
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from workbench.errors import InputError, StorageError
+from workbench.errors import InputError
 
 CONFIG_FILE = "password-attack.json"
 DEFAULT_LOCKOUT_THRESHOLD = 10  # Entra ID smart lockout / a common AD policy
@@ -213,15 +212,9 @@ def load(tenant: Any) -> PasswordAttackConfig:
 
 def save(tenant: Any, config: PasswordAttackConfig) -> Path:
     """Write the settings atomically."""
-    path = config_path(tenant)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(json.dumps(config.to_dict(), indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise StorageError(f"cannot write {path}: {exc.strerror or exc}") from None
-    return path
+    from workbench.atomic import write_json
+
+    return write_json(config_path(tenant), config.to_dict())
 
 
 def configure(tenant: Any, store: Any, actor: str, config: PasswordAttackConfig) -> Path:

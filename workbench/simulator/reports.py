@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -20,8 +19,8 @@ from typing import Any
 import polars as pl
 import sqlalchemy as sa
 
+from workbench.atomic import atomic_open
 from workbench.csv_cells import spreadsheet_safe
-from workbench.errors import StorageError
 from workbench.simulator.model import EventKind, Technique
 from workbench.store import tables as t
 
@@ -337,16 +336,10 @@ def export_users_csv(store: Any, campaign_id: int, path: Path | str, *, actor: s
     SimulationService(store, actor).require_reports(f"campaign {campaign_id}")
     rows = user_rows(store, campaign_id)
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with tmp.open("w", encoding="utf-8", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=CSV_FIELDS)
-            writer.writeheader()
-            writer.writerows({k: spreadsheet_safe(v) for k, v in row.items()} for row in rows)
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise StorageError(f"cannot write {path}: {exc.strerror or exc}; choose a writable folder") from None
+    with atomic_open(path, newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=CSV_FIELDS)
+        writer.writeheader()
+        writer.writerows({k: spreadsheet_safe(v) for k, v in row.items()} for row in rows)
     audit.record(store, actor=actor, activity="simulator.export", target=f"campaign {campaign_id}",
                  details={"file": path.name, "rows": len(rows)})
     return len(rows)

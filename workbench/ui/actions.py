@@ -17,7 +17,6 @@ import base64
 import csv
 import io
 import os
-import tempfile
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
@@ -26,13 +25,15 @@ from urllib.parse import parse_qs
 
 import ipywidgets as w
 
+from workbench.atomic import write_text
 from workbench.actions import Action, ActionKind, ActionService, ActionSource, ActionStatus, Permission
 from workbench.actions.permissions import has
 from workbench.csv_cells import spreadsheet_safe
 from workbench.errors import InputError, WorkbenchError
 from workbench.identity import acting_user
 from workbench.ui.panel import FAILED, ServicePanel
-from workbench.ui.render import STYLE, defang, esc
+from workbench.ui.render import STYLE, defang, esc, rows_table
+from workbench.ui.render import when as _when
 
 ACTION_CENTER = "ActionCenter.ipynb"  # this app: ``?action=N`` opens action N's log
 INVESTIGATIONS = "Investigations.ipynb"  # ``?investigation=N``: one automated investigation
@@ -49,10 +50,6 @@ CSV_COLUMNS = ["id", "kind", "status", "source", "sourceRef", "investigation", "
                "finished", "comment"]
 
 
-def _when(value: datetime | None) -> str:
-    return "" if value is None else value.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
-
-
 def _per_item(kind: ActionKind) -> bool:
     """Whether the action has per-item results (mail copies, or file places for the file kinds)."""
     return kind.moves_mail or kind.moves_files
@@ -66,13 +63,7 @@ def _text(value: str) -> str:
 def _table(head: Sequence[str], rows: Sequence[Sequence[Any]], *, raw: Sequence[int] = (),
            attrs: Sequence[str] = ()) -> str:
     """An HTML table; cells are escaped except the columns in *raw* (already-escaped HTML)."""
-    th = "".join(f"<th>{esc(h)}</th>" for h in head)
-    body = [f"<tr {attrs[i] if i < len(attrs) else ''}>"
-            + "".join(f"<td>{c if j in raw else esc(c)}</td>" for j, c in enumerate(r)) + "</tr>"
-            for i, r in enumerate(rows)]
-    if not body:
-        body = [f'<tr><td colspan="{len(head)}" class="wb-empty">None.</td></tr>']
-    return f'<table class="wb-table wb-ac"><thead><tr>{th}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+    return rows_table(head, rows, raw=raw, attrs=attrs, css="wb-ac")
 
 
 def csv_text(actions: Sequence[Action]) -> str:
@@ -87,20 +78,6 @@ def csv_text(actions: Sequence[Action]) -> str:
             x.targets, x.success, x.already, x.not_found, x.failure, a.proposed_by, _when(a.created), _when(a.expires),
             a.decided_by, _when(a.decided), _when(a.finished), a.comment)])
     return buf.getvalue()
-
-
-def write_atomic(path: Path, text: str) -> Path:
-    """Write *text* to *path* through a temporary file in the same folder (never half-written)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 class ActionCenterPanel(ServicePanel):
@@ -483,9 +460,13 @@ class ActionCenterPanel(ServicePanel):
         path = folder / f"actions-{tab}-{datetime.now(UTC):%Y%m%d-%H%M%S}.csv"
         text = csv_text(self.visible())
         try:
-            written = write_atomic(path, text)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            written = write_text(path, text, newline="")
         except OSError as exc:
-            self.show_error(WorkbenchError(f"cannot write {path}: {exc.strerror or exc}; check the reports folder"))
+            self.show_error(WorkbenchError(f"cannot create {path.parent}: {exc.strerror or exc}; check the reports folder"))
+            return None
+        except WorkbenchError as exc:
+            self.show_error(exc)
             return None
         from workbench import audit
 
@@ -503,4 +484,4 @@ def _summary(a: Action) -> str:
     return f"action {a.id} ({a.kind.label}) is {a.status.value}{counts}"
 
 
-__all__ = ["ActionCenterPanel", "csv_text", "write_atomic"]
+__all__ = ["ActionCenterPanel", "csv_text"]
