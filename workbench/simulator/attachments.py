@@ -198,16 +198,9 @@ def _pdf(title: str, url: str) -> bytes:
         (f"<< /Type /Annot /Subtype /Link /Rect [70 {link_y - 4} 330 {link_y + 14}] /Border [0 0 0] "
          f"/A << /Type /Action /S /URI /URI {_pdf_str(url)} >> >>").encode("latin-1"),
     ]
-    out = bytearray(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
-    offsets = []
-    for number, obj in enumerate(objects, 1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % number + obj + b"\nendobj\n"
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % off for off in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
-    return bytes(out)
+    from workbench.minipdf import HEADER, assemble
+
+    return assemble(objects, header=HEADER + b"%\xe2\xe3\xcf\xd3\n")  # the binary-marker comment line
 
 
 def _txt(title: str) -> bytes:
