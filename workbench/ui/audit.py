@@ -21,7 +21,7 @@ import ipywidgets as w
 from workbench.audit import AuditRecord, export, query, verify
 from workbench.errors import WorkbenchError
 from workbench.identity import acting_user
-from workbench.ui.render import STYLE, esc
+from workbench.ui.render import STYLE, esc, rows_table
 
 RESULTS = [("any result", ""), ("allowed", "allowed"), ("denied", "denied"), ("ok", "ok"), ("failed", "failed")]
 HEAD = ["seq", "at (UTC)", "actor", "activity", "target", "result", "request", "details"]
@@ -36,15 +36,10 @@ def _day(value: date | None, end: bool = False) -> datetime | None:
 
 def rows_html(records: list[AuditRecord]) -> str:
     """The records as an escaped HTML table."""
-    body = "".join(
-        f'<tr class="wb-audit-{esc(r.result.value)}"><td>{r.seq}</td><td>{esc(r.at.astimezone(UTC))}</td>'
-        f"<td>{esc(r.actor)}</td><td>{esc(r.activity)}</td><td>{esc(r.target, 200)}</td>"
-        f"<td>{esc(r.result.value)}</td><td>{esc(r.request_id[:12])}</td>"
-        f"<td>{esc(json.dumps(r.details, ensure_ascii=False, sort_keys=True), 300)}</td></tr>"
-        for r in records) or f'<tr><td colspan="{len(HEAD)}" class="wb-empty">None.</td></tr>'
-    head = "".join(f"<th>{esc(h)}</th>" for h in HEAD)
-    return (f'<div class="wb-scroll"><table class="wb-table wb-audit"><thead><tr>{head}</tr></thead>'
-            f"<tbody>{body}</tbody></table></div>")
+    rows = [[r.seq, r.at.astimezone(UTC), r.actor, r.activity, esc(r.target, 200), r.result.value, r.request_id[:12],
+             esc(json.dumps(r.details, ensure_ascii=False, sort_keys=True), 300)] for r in records]
+    return '<div class="wb-scroll">' + rows_table(HEAD, rows, raw=(4, 7), css="wb-audit",
+                                                  attrs=[f'class="wb-audit-{esc(r.result.value)}"' for r in records]) + "</div>"
 
 
 class AuditPanel(w.VBox):

@@ -37,7 +37,8 @@ from workbench.incidents.repo import SORTS, UNASSIGNED, IncidentFilter, Incident
 from workbench.incidents.service import IncidentService
 from workbench.lake import Lake
 from workbench.ui.panel import FAILED, ServicePanel
-from workbench.ui.render import STYLE, defang, esc
+from workbench.ui.render import STYLE, defang, esc, rows_table
+from workbench.ui.render import when as _when
 
 EXPLORER = "Explorer.ipynb"  # relative: next to this app in Voila
 INCIDENTS = "Incidents.ipynb"  # this app: ``INCIDENTS?incident=N`` opens incident N's page
@@ -57,10 +58,6 @@ _CSS = """<style>
 </style>"""
 
 
-def _when(value: datetime | None) -> str:
-    return "" if value is None else value.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
-
-
 def _sev(severity: Severity | str) -> str:
     s = Severity(severity).value
     return f'<span class="wb-sev" style="background:{SEVERITY_COLORS[s]}">{esc(s)}</span>'
@@ -68,14 +65,7 @@ def _sev(severity: Severity | str) -> str:
 
 def _table(head: Sequence[str], rows: Sequence[Sequence[str]], *, raw: Sequence[int] = (), attrs: Sequence[str] = ()) -> str:
     """An HTML table; cells are escaped except the columns in *raw* (already-escaped HTML)."""
-    th = "".join(f"<th>{esc(h)}</th>" for h in head)
-    body = []
-    for i, r in enumerate(rows):
-        cells = "".join(f"<td>{c if j in raw else esc(c)}</td>" for j, c in enumerate(r))
-        body.append(f"<tr {attrs[i] if i < len(attrs) else ''}>{cells}</tr>")
-    if not body:
-        body = [f'<tr><td colspan="{len(head)}" class="wb-empty">None.</td></tr>']
-    return f'<table class="wb-table"><thead><tr>{th}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+    return rows_table(head, rows, raw=raw, attrs=attrs)
 
 
 def _entity_text(kind: EntityKind, value: str) -> str:

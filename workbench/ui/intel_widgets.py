@@ -16,7 +16,6 @@ True
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
 from typing import Any
 
 import ipywidgets as w
@@ -24,7 +23,8 @@ import polars as pl
 
 from workbench.explorer.query import Query
 from workbench.intel.model import Indicator, IndicatorType, ThreatNote
-from workbench.ui.render import defang, esc
+from workbench.ui.render import defang, esc, rows_table
+from workbench.ui.render import when as _when
 
 EXPLORER = "Explorer.ipynb"  # relative: next to the app in Voila (voila/render/Explorer.ipynb)
 DESCRIPTION_LIMIT = 600
@@ -46,10 +46,6 @@ table.wb-intel th, .wb-explore {white-space: nowrap;}
 # ------------------------------------------------------------------ small pieces
 
 
-def _when(value: datetime | None) -> str:
-    return "" if value is None else value.strftime("%Y-%m-%d %H:%M")
-
-
 def _pct(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.0%}"
 
@@ -57,12 +53,7 @@ def _pct(value: float | None) -> str:
 def _table(head: Sequence[str], rows: Sequence[Sequence[str]], *, attrs: Sequence[str] = (),
            empty: str = "None.") -> str:
     """A table of cells that are **already** safe HTML (callers escape); *attrs* are safe row attributes."""
-    th = "".join(f"<th>{esc(h)}</th>" for h in head)
-    body = [f"<tr {attrs[i] if i < len(attrs) else ''}>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>"
-            for i, r in enumerate(rows)]
-    if not body:
-        body = [f'<tr><td colspan="{len(head)}" class="wb-empty">{esc(empty)}</td></tr>']
-    return f'<table class="wb-table wb-intel"><thead><tr>{th}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+    return rows_table(head, rows, raw=True, attrs=attrs, css="wb-intel", empty=empty)
 
 
 def explore_link(query: Query | Mapping[str, Any] | str | None, explorer: str = EXPLORER,

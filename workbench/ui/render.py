@@ -14,7 +14,7 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import polars as pl
@@ -84,6 +84,31 @@ def table_html(frame: pl.DataFrame, columns: Sequence[str] | None = None, *, lab
     return f'<table class="{esc(css_class)}"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
 
 
+def when(value: datetime | None) -> str:
+    """A time as shown in tables: UTC, to the minute ("" for none)."""
+    return "" if value is None else value.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
+
+
+def rows_table(head: Sequence[str], rows: Sequence[Sequence[Any]], *, raw: Sequence[int] | bool = (),
+               attrs: Sequence[str] = (), css: str = "", empty: str = "None.", limit: int | None = None) -> str:
+    """A table of *rows* under the column titles *head*. Every cell is escaped (cut at *limit*)
+    except the columns in *raw*, or all of them with ``raw=True``, which hold already-escaped HTML;
+    *attrs* are already-escaped attributes per row. An empty table says *empty*.
+
+    >>> rows_table(["Subject"], [["<b>x</b>"]])
+    '<table class="wb-table"><thead><tr><th>Subject</th></tr></thead><tbody><tr ><td>&lt;b&gt;x&lt;/b&gt;</td></tr></tbody></table>'
+    """
+    def td(j: int, c: Any) -> str:
+        return str(c) if raw is True or (raw is not False and j in raw) else esc(c, limit)
+    th = "".join(f"<th>{esc(h)}</th>" for h in head)
+    body = [f"<tr {attrs[i] if i < len(attrs) else ''}>" + "".join(f"<td>{td(j, c)}</td>" for j, c in enumerate(r))
+            + "</tr>" for i, r in enumerate(rows)]
+    if not body:
+        body = [f'<tr><td colspan="{len(head)}" class="wb-empty">{esc(empty)}</td></tr>']
+    classes = f"wb-table {css}".strip()
+    return f'<table class="{classes}"><thead><tr>{th}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+
+
 def definitions(pairs: Iterable[tuple[str, Any]]) -> str:
     """An escaped definition list (label: value) for detail panes."""
     items = "".join(f"<dt>{esc(k)}</dt><dd>{cell(k, v)}</dd>" for k, v in pairs if v not in (None, ""))
@@ -109,4 +134,4 @@ STYLE = """<style>
 .wb-scroll {max-height: 460px; overflow: auto; border: 1px solid #eee;}
 </style>"""
 
-__all__ = ["esc", "defang", "cell", "table_html", "definitions", "pre", "STYLE", "URL_COLUMNS"]
+__all__ = ["rows_table", "when", "esc", "defang", "cell", "table_html", "definitions", "pre", "STYLE", "URL_COLUMNS"]

@@ -33,7 +33,8 @@ from workbench.simulator.campaigns import (ASSIGN_TO, REINFORCEMENT, REMINDERS, 
                                            SimulationService)
 from workbench.simulator.model import Recipient, Technique
 from workbench.ui.panel import FAILED, ServicePanel
-from workbench.ui.render import STYLE, esc, pre
+from workbench.ui.render import STYLE, esc, pre, rows_table
+from workbench.ui.render import when as _when
 
 SIMULATOR = "Simulator.ipynb"
 LIVE_SECONDS = 5.0
@@ -50,10 +51,6 @@ USER_COLUMNS = ["UserName", "UserMail", "Department", "Compromised", "MessageRea
                 "ExcludedEvents"]
 
 
-def _when(value: datetime | None) -> str:
-    return "" if value is None else value.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
-
-
 def _pct(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.1%}"
 
@@ -63,13 +60,8 @@ def _span(seconds: float | None) -> str:
 
 
 def _table(head: Sequence[str], rows: Sequence[Sequence[Any]], *, attrs: Sequence[str] = ()) -> str:
-    """An escaped HTML table (every cell escaped; *attrs* are already-escaped row attributes)."""
-    th = "".join(f"<th>{esc(h)}</th>" for h in head)
-    body = [f"<tr {attrs[i] if i < len(attrs) else ''}>" + "".join(f"<td>{esc(c, 300)}</td>" for c in r) + "</tr>"
-            for i, r in enumerate(rows)]
-    if not body:
-        body = [f'<tr><td colspan="{len(head)}" class="wb-empty">None.</td></tr>']
-    return f'<table class="wb-table wb-sim"><thead><tr>{th}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+    """An escaped HTML table (*attrs* are already-escaped row attributes)."""
+    return rows_table(head, rows, attrs=attrs, css="wb-sim", limit=300)
 
 
 def _lines(text: str) -> tuple[str, ...]:
